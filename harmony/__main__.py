@@ -1,0 +1,3 @@
+from harmony.cli.main import main
+
+main()

@@ -1,0 +1,29 @@
+"""`harmony`: the root typer app. Command groups live in sibling modules and import heavy
+libraries (torch, faiss, duckdb) inside their commands so `harmony --help` stays fast."""
+
+from __future__ import annotations
+
+import typer
+
+from harmony.cli import data as data_cli
+from harmony.cli import train as train_cli
+
+app = typer.Typer(
+    name="harmony",
+    help="Versioned face embeddings: train FaceNet models, learn compatible (harmonic) upgrades, "
+    "and migrate FAISS galleries between versions.\n\nExample: harmony train base --recipe recipes/base-tiny.yaml --name v1",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(train_cli.app, name="train")
+app.add_typer(data_cli.app, name="data")
+# -- command groups added by later issues (one line each) --
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

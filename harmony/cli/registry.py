@@ -1,0 +1,343 @@
+"""`harmony registry ...`: inspect and maintain the catalog of embedding versions.
+
+Thin commands over harmony.registry; duckdb/torch are imported inside the commands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from harmony.cli.common import JsonOpt, RegistryOpt, console, err_console, handle_errors, registry_root
+
+app = typer.Typer(help="Inspect and maintain the registry of embedding versions.\n\n"
+                  "Example: harmony registry list", no_args_is_help=True)
+alias_app = typer.Typer(help="Mutable names that point at versions (e.g. prod -> v2).\n\n"
+                        "Example: harmony registry alias set prod v2", no_args_is_help=True)
+app.add_typer(alias_app, name="alias")
+
+
+class Adapter(str, Enum):
+    torchscript = "torchscript"
+    dlib = "dlib"
+
+
+class Mode(str, Enum):
+    aligned = "aligned"
+    detect = "detect"
+
+
+class ExportFormat(str, Enum):
+    parquet = "parquet"
+    json = "json"
+
+
+def _open(registry: Optional[Path]):
+    from harmony.registry import Registry
+
+    return Registry.open(registry_root(registry))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json.dumps(_plain(value), indent=2, default=str))
+
+
+def _when(ts: datetime | None) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+def _versions_table(versions, aliases: dict[str, str], title: str) -> Table:
+    by_version: dict[str, list[str]] = {}
+    for alias, target in aliases.items():
+        by_version.setdefault(target, []).append(alias)
+    table = Table(title=title, caption="times in UTC")
+    for col in ("name", "kind", "dim", "backbone", "parent", "aliases", "created", "sha256"):
+        table.add_column(col, justify="right" if col == "dim" else "left",
+                         no_wrap=col in ("name", "kind", "created", "sha256"))
+    for v in versions:
+        table.add_row(v.name, v.kind, str(v.dim), v.backbone, v.parent or "", ", ".join(by_version.get(v.name, [])),
+                      _when(v.created), v.sha256[:8])
+    return table
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """List the registered embedding versions.
+
+    Example: harmony registry list --json
+    """
+    reg = _open(registry)
+    versions, aliases = reg.list_versions(), reg.aliases()
+    if as_json:
+        _echo_json(versions)
+        return
+    if not versions:
+        console.print(f"no versions in {reg.root} yet; train one with `harmony train base`")
+        return
+    console.print(_versions_table(versions, aliases, f"versions in {reg.root}"))
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(name: Annotated[str, typer.Argument(help="Version name or alias.")],
+             registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one version: its record, aliases and evaluations.
+
+    Example: harmony registry show prod
+    """
+    reg = _open(registry)
+    v = reg.get_version(name)
+    aliases = sorted(a for a, t in reg.aliases().items() if t == v.name)
+    evals = reg.evaluations(v.name)
+    if as_json:
+        _echo_json({**_plain(v), "aliases": aliases, "evaluations": evals})
+        return
+    table = Table(title=f"version {v.name}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in dataclasses.asdict(v).items():
+        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict) else _when(value) \
+            if isinstance(value, datetime) else str(value if value is not None else "")
+        table.add_row(key, shown)
+    table.add_row("aliases", ", ".join(aliases))
+    console.print(table)
+    if evals:
+        et = Table(title="evaluations")
+        for col in ("id", "dataset", "against", "metrics", "created (UTC)"):
+            et.add_column(col)
+        for e in evals:
+            et.add_row(str(e["id"]), e["dataset"], e["against"] or "", json.dumps(e["metrics"], sort_keys=True),
+                       _when(e["created"]))
+        console.print(et)
+
+
+@app.command("lineage")
+@handle_errors
+def lineage_cmd(name: Annotated[str, typer.Argument(help="Version name or alias.")],
+                registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Show a version, its parent, grandparent, ...
+
+    Example: harmony registry lineage v3
+    """
+    reg = _open(registry)
+    chain = reg.lineage(name)
+    if as_json:
+        _echo_json(chain)
+        return
+    console.print(_versions_table(chain, reg.aliases(), f"lineage of {chain[0].name} (newest first)"))
+
+
+@app.command("compat")
+@handle_errors
+def compat_cmd(new: Annotated[str, typer.Argument(help="The newer version (probes).")],
+               old: Annotated[str, typer.Argument(help="The older version (gallery).")],
+               registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the newest compatibility measurements of NEW against OLD, per dataset and FAR.
+
+    Example: harmony registry compat v2 v1
+    """
+    reg = _open(registry)
+    rows = reg.compatibility(new, old)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        console.print(f"no compatibility measured for {new} against {old}; "
+                      "measure it with `harmony train harmonic` or `harmony eval compat`")
+        return
+    table = Table(title=f"{rows[0].new} against {rows[0].old}: VAL at FAR (probes,gallery)")
+    table.add_column("dataset", no_wrap=True)
+    for col in ("FAR", "old,old", "new,new", "new->old", "old->new"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True, min_width=12)
+    for c in rows:
+        t = c.table
+        verdict = "[green]compatible[/]" if c.compatible else "[red]incompatible[/]"
+        table.add_row(c.dataset, f"{c.far:g}", *(f"{t[k]:.4f}" for k in ("old_old", "new_new", "new_old", "old_new")),
+                      verdict)
+    console.print(table)
+
+
+@alias_app.command("set")
+@handle_errors
+def alias_set(alias: str, version: str, registry: RegistryOpt = None) -> None:
+    """Point ALIAS at VERSION (creating or moving it).
+
+    Example: harmony registry alias set prod v2
+    """
+    reg = _open(registry)
+    reg.set_alias(alias, version)
+    console.print(f"{alias} -> {reg.resolve(alias)}")
+
+
+@alias_app.command("rm")
+@handle_errors
+def alias_rm(alias: str, registry: RegistryOpt = None) -> None:
+    """Remove ALIAS (the version stays).
+
+    Example: harmony registry alias rm staging
+    """
+    _open(registry).remove_alias(alias)
+    console.print(f"removed alias {alias}")
+
+
+@alias_app.command("list")
+@handle_errors
+def alias_list(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """List aliases and the versions they point at.
+
+    Example: harmony registry alias list
+    """
+    aliases = _open(registry).aliases()
+    if as_json:
+        _echo_json(aliases)
+        return
+    table = Table(title="aliases")
+    table.add_column("alias")
+    table.add_column("version")
+    for a, v in aliases.items():
+        table.add_row(a, v)
+    console.print(table)
+
+
+@app.command("verify")
+@handle_errors
+def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (default: all).")] = None,
+               registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-hash artifacts against their sha256; exit 1 when any is missing or altered.
+
+    Example: harmony registry verify
+    """
+    reg = _open(registry)
+    results = reg.verify(name)
+    bad = [r for r in results if r.status in ("missing", "altered")]
+    if as_json:
+        _echo_json(results)
+    else:
+        table = Table(title=f"artifact check of {reg.root}")
+        for col in ("version", "status", "path", "detail"):
+            table.add_column(col)
+        colour = {"ok": "green", "orphan": "yellow"}
+        for r in results:
+            shown = Path(r.path).relative_to(reg.root) if Path(r.path).is_relative_to(reg.root) else r.path
+            table.add_row(r.name, f"[{colour.get(r.status, 'red')}]{r.status}[/]", str(shown), r.detail)
+        console.print(table)
+        if any(r.status == "orphan" for r in results):
+            console.print("orphans are leftovers of interrupted adds or removes: safe to delete; "
+                          "re-adding the same name replaces them")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command("rm")
+@handle_errors
+def rm_cmd(name: str, registry: RegistryOpt = None) -> None:
+    """Remove a version (refused while an alias, gallery, migration or child version uses it).
+
+    Example: harmony registry rm v2-trial
+    """
+    _open(registry).remove_version(name)
+    console.print(f"removed version {name} (its name stays reserved)")
+
+
+@app.command("export")
+@handle_errors
+def export_cmd(out: Annotated[Path, typer.Option("--out", help="Folder to write one file per table to.")],
+               format: Annotated[ExportFormat, typer.Option("--format", help="parquet or json.")] = ExportFormat.parquet,
+               registry: RegistryOpt = None) -> None:
+    """Export every registry table to parquet or JSON files.
+
+    Example: harmony registry export --format parquet --out backup/
+    """
+    for path in _open(registry).export(out, format.value):
+        console.print(str(path))
+
+
+def _floats(text: str, what: str) -> list[float]:
+    from harmony.errors import InvalidInput
+
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise InvalidInput(f"--{what} {text!r} is not a comma-separated list of numbers",
+                           hint=f"e.g. --{what} 0.5,0.5,0.5") from None
+
+
+@app.command("add-external")
+@handle_errors
+def add_external(
+    name: Annotated[str, typer.Argument(help="Name of the new version.")],
+    adapter: Annotated[Adapter, typer.Option("--adapter", help="torchscript or dlib.")],
+    file: Annotated[Optional[Path], typer.Option("--file", help="TorchScript file (torchscript adapter).")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="dlib: aligned (face chips) or detect.")] = Mode.aligned,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="TorchScript input size.")] = None,
+    mean: Annotated[str, typer.Option("--mean", help="Per-channel mean of x/255.")] = "0.5,0.5,0.5",
+    std: Annotated[str, typer.Option("--std", help="Per-channel std of x/255.")] = "0.5,0.5,0.5",
+    dim: Annotated[Optional[int], typer.Option("--dim", help="Embedding dim (checked; inferred if omitted).")] = None,
+    parent: Annotated[Optional[str], typer.Option("--parent", help="Version this one descends from.")] = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Register a model harmony did not train (TorchScript file or dlib's face ResNet) as a version.
+
+    Example: harmony registry add-external legacy --adapter dlib --mode aligned
+    """
+    import sys
+
+    from harmony.errors import InvalidInput
+    from harmony.registry import external
+
+    reg = _open(registry)
+    command = " ".join(["harmony", *sys.argv[1:]]) if sys.argv else None
+    if adapter is Adapter.torchscript:
+        if file is None or image_size is None:
+            raise InvalidInput("the torchscript adapter needs --file and --image-size",
+                               hint="e.g. --file model.pt --image-size 112")
+        v = external.register_torchscript(reg, name, file, image_size=image_size, mean=_floats(mean, "mean"),
+                                          std=_floats(std, "std"), dim=dim, parent=parent, command=command)
+    else:
+        if file is not None:
+            raise InvalidInput("the dlib adapter takes no --file", hint="drop --file; it uses dlib's own model")
+        v = external.register_dlib(reg, name, mode=mode.value, parent=parent, command=command)
+    console.print(f"registered external version {v.name} ({v.backbone}, dim {v.dim}, sha256 {v.sha256[:12]})")
+
+
+@app.command("sql")
+@handle_errors
+def sql_cmd(query: Annotated[str, typer.Argument(help="A read-only SQL statement.")],
+            registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Run read-only SQL over the registry tables (versions, aliases, evaluations, compatibility, ...).
+
+    Example: harmony registry sql "SELECT name, dim FROM versions WHERE kind = 'harmonic'"
+    """
+    columns, rows = _open(registry).query(query)
+    if as_json:
+        _echo_json([dict(zip(columns, r)) for r in rows])
+        return
+    table = Table()
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*("" if x is None else str(x) for x in r))
+    console.print(table)
+    err_console.print(f"{len(rows)} row(s)", style="dim")

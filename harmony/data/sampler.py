@@ -1,0 +1,47 @@
+"""P x K batch sampling: P identities, K images each, so every batch has positives to mine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from harmony.errors import InvalidInput
+
+
+class PKBatchSampler:
+    """Yields ``steps`` batches of indices; identities with fewer than K images are drawn with
+    replacement (duplicates are harmless to the miner: a duplicate is a zero-distance positive).
+
+    Deterministic per (seed, epoch); call ``set_epoch`` to advance like DistributedSampler.
+    With ``num_replicas > 1`` each rank draws its own disjoint stream (DDP).
+    """
+
+    def __init__(self, labels: np.ndarray, p: int, k: int, steps: int, seed: int = 0,
+                 rank: int = 0, num_replicas: int = 1):
+        labels = np.asarray(labels)
+        self.groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+        self.groups = [g for g in self.groups if len(g) >= 2]
+        if p < 2 or k < 2:
+            raise InvalidInput(f"P x K = {p} x {k}: both must be >= 2", hint="set train.p and train.k to 2 or more")
+        if len(self.groups) < p:
+            raise InvalidInput(f"P={p} identities per batch but only {len(self.groups)} identities have 2+ images",
+                               hint="lower train.p or add identities")
+        self.p, self.k, self.steps, self.seed = p, k, steps, seed
+        self.rank, self.num_replicas, self.epoch = rank, num_replicas, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, self.num_replicas])
+        for _ in range(self.steps):
+            ids = rng.choice(len(self.groups), self.p, replace=False)
+            batch = []
+            for c in ids:
+                g = self.groups[c]
+                batch.extend(rng.choice(g, self.k, replace=len(g) < self.k).tolist())
+            yield batch

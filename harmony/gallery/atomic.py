@@ -1,0 +1,91 @@
+"""Crash-safe file writes: temp file in the same folder, fsync, os.replace, fsync the folder.
+
+A reader sees either the old file or the new one, never a torn write, whatever kill -9 or a power
+cut interrupts. A full disk raises :class:`DiskFull` (a HarmonyError) after removing the temp
+file, so the last committed state stays intact and the operation can simply be re-run.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from harmony.errors import HarmonyError
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DiskFull(HarmonyError):
+    """The file system ran out of space (or quota) during a write; nothing committed was lost."""
+
+    code = "disk_full"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or unlink inside ``folder`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_writer(path: Path | str) -> Iterator[BinaryIO]:
+    """Yield a binary file that replaces ``path`` atomically when the block exits without error."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        if e.errno in _NO_SPACE:
+            raise DiskFull(
+                f"disk full while writing {path}",
+                hint=f"free space under {path.parent} and re-run: the last committed state is intact",
+            ) from e
+        raise
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def write_bytes_atomic(path: Path | str, data: bytes) -> None:
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def write_json_atomic(path: Path | str, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path | str) -> Any:
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the temp files :func:`atomic_writer` leaves behind when a process is killed."""
+    return name.startswith(".") and ".tmp-" in name
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

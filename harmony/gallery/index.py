@@ -1,0 +1,347 @@
+"""The one FAISS wrapper of harmony: build, train, add, remove, search, save, load, GPU placement.
+
+Every index holds L2-normalised float32 vectors ``(n, d)`` under int64 ids and scores them by
+inner product; callers only ever see squared L2 distances ``D = ||q - x||^2 = 2 - 2 q.x``
+(clipped at 0), with ``I = -1`` and ``D = inf`` where fewer than ``k`` results exist.
+
+Codecs (bytes per 128-D vector in the codes, ids extra):
+  ``flat``    exact, 512 B (IndexFlatIP in an IndexIDMap2, so vectors can be reconstructed)
+  ``sq8``     8-bit scalar quantiser, 128 B, the paper's 128 bytes per face (IndexIDMap2)
+  ``ivf``     inverted file over flat codes, 512 B; needs training, nprobe trades speed for recall
+  ``ivf-sq8`` inverted file over 8-bit codes, 128 B
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from harmony.errors import IntegrityError, InvalidInput, NotFound
+from harmony.gallery.atomic import atomic_writer
+
+import faiss  # noqa: E402  (after numpy; torch, when present, is imported first by its users)
+
+log = logging.getLogger(__name__)
+
+CODECS = ("flat", "sq8", "ivf", "ivf-sq8")
+NORM_TOLERANCE = 1e-3
+MAX_NLIST = 65536
+SQ_MIN_TRAIN = 1000  # fewer training vectors: 8-bit ranges fixed to the unit cube (see train_if_needed)
+SQ_RANGE_MARGIN = 0.1  # widen trained 8-bit ranges by 10% so later vectors are rarely clipped
+GPU_MAX_K = 2048  # the largest k GPU FAISS searches accept
+
+
+# -- input checks: the one place where arrays are converted -----------------------------------
+
+def as_vectors(x: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
+    """Return ``x`` as C-contiguous float32 ``(n, dim)``; reject wrong dims, NaN/inf, non-unit rows.
+
+    A 1-D array is taken as one vector.
+    """
+    a = np.asarray(x)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise InvalidInput(f"{what} must be a 2-D array (n, {dim}), got shape {a.shape}",
+                           hint="stack the embeddings into one (n, d) array")
+    if a.shape[1] != dim:
+        raise InvalidInput(f"{what} have dimension {a.shape[1]}, expected {dim}",
+                           hint="embed with the version this index was built for")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if a.shape[0] == 0:
+        return a
+    if not np.isfinite(a).all():
+        raise InvalidInput(f"{what} contain NaN or inf", hint="check the embedder's output")
+    norms = np.sqrt(np.einsum("ij,ij->i", a, a, dtype=np.float64))
+    bad = np.abs(norms - 1.0) > NORM_TOLERANCE
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidInput(f"{what} must be L2-normalised: row {i} has norm {norms[i]:.4f}",
+                           hint="divide each embedding by its L2 norm")
+    return a
+
+
+def as_ids(ids: np.ndarray, n: int | None = None) -> np.ndarray:
+    """Return ``ids`` as int64 ``(n,)``, non-negative and unique (-1 means 'no result' in FAISS)."""
+    a = np.asarray(ids)
+    if a.ndim != 1 or (a.size and not np.issubdtype(a.dtype, np.integer)):
+        raise InvalidInput(f"ids must be a 1-D integer array, got {a.dtype} {a.shape}")
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    if n is not None and a.shape[0] != n:
+        raise InvalidInput(f"{a.shape[0]} ids for {n} vectors", hint="pass one id per vector")
+    if a.size and a.min() < 0:
+        raise InvalidInput("ids must be non-negative")
+    if np.unique(a).size != a.size:
+        raise InvalidInput("ids repeat within one call", hint="deduplicate the ids")
+    return a
+
+
+# -- construction -----------------------------------------------------------------------------
+
+def default_nlist(n: int) -> int:
+    """About 4 sqrt(n) inverted lists, at most n/39 (FAISS wants >= 39 training points a list)."""
+    if n <= 0:
+        return 1
+    return int(max(1, min(round(4 * math.sqrt(n)), n // 39, MAX_NLIST)))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Lists visited per query: nlist/16 (at least 8), measured in bench/bench_search.py."""
+    return int(min(nlist, max(8, nlist // 16)))
+
+
+def make_index(dim: int, codec: str = "flat", *, nlist: int | None = None,
+               n: int | None = None) -> faiss.Index:
+    """An empty inner-product index with int64 ids. IVF codecs need ``nlist`` or the gallery size ``n``."""
+    if dim <= 0:
+        raise InvalidInput(f"dimension must be positive, got {dim}")
+    if codec == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if codec == "sq8":
+        return faiss.IndexIDMap2(
+            faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT))
+    if codec in ("ivf", "ivf-sq8"):
+        if nlist is None:
+            if n is None:
+                raise InvalidInput(f"codec {codec} needs nlist or the expected number of vectors",
+                                   hint="pass nlist=... (about 4*sqrt(n))")
+            nlist = default_nlist(n)
+        if not 1 <= nlist <= MAX_NLIST:
+            raise InvalidInput(f"nlist must be in 1..{MAX_NLIST}, got {nlist}")
+        quantizer = faiss.IndexFlatIP(dim)
+        if codec == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                  faiss.METRIC_INNER_PRODUCT, True)
+        index.cp.spherical = True  # centroids on the unit sphere, like the data
+        index.nprobe = default_nprobe(nlist)
+        return index
+    raise InvalidInput(f"unknown codec {codec!r}", hint=f"use one of {', '.join(CODECS)}")
+
+
+def codec_of(index: faiss.Index) -> str:
+    """Name the codec of an index built by :func:`make_index` (after a load, too)."""
+    index = to_cpu(index)
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        return "ivf-sq8"
+    if isinstance(index, faiss.IndexIVFFlat):
+        return "ivf"
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    if isinstance(inner, faiss.IndexScalarQuantizer):
+        return "sq8"
+    if isinstance(inner, faiss.IndexFlat):
+        return "flat"
+    raise InvalidInput(f"unsupported index type {type(index).__name__}")
+
+
+def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    """Set how many inverted lists a search visits (ignored for non-IVF indexes)."""
+    if is_gpu(index):
+        faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", int(nprobe))
+        return
+    ivf = _ivf(index)
+    if ivf is not None:
+        ivf.nprobe = int(min(max(1, nprobe), ivf.nlist))
+
+
+# -- training, adding, removing ---------------------------------------------------------------
+
+def train_if_needed(index: faiss.Index, vecs: np.ndarray) -> None:
+    """Train an untrained index (IVF centroids, SQ8 ranges) on ``vecs``; trained indexes are left as is."""
+    if index.is_trained:
+        return
+    x = as_vectors(vecs, index.d, "training vectors")
+    ivf = _ivf(index)
+    need = ivf.nlist if ivf is not None else 1
+    if x.shape[0] < need:
+        raise InvalidInput(f"{x.shape[0]} training vectors for {need} inverted lists",
+                           hint="add more items at once, or choose a smaller nlist")
+    sq = _scalar_quantizer(index)
+    if sq is not None:
+        sq.rangestat_arg = SQ_RANGE_MARGIN
+    index.train(x)
+    if sq is not None and x.shape[0] < SQ_MIN_TRAIN:
+        # Ranges from a handful of vectors would clip later ones; unit vectors (and IVF residuals of
+        # unit vectors) have every component in [-1, 1] ([-2, 2]), so quantise over that instead.
+        lo = 2.0 if ivf is not None else 1.0
+        ranges = np.concatenate([np.full(index.d, -lo, np.float32), np.full(index.d, 2 * lo, np.float32)])
+        sq.trained.resize(0)
+        faiss.copy_array_to_vector(ranges, sq.trained)
+
+
+def _scalar_quantizer(index: faiss.Index) -> "faiss.ScalarQuantizer | None":
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    return inner.sq if isinstance(inner, (faiss.IndexScalarQuantizer, faiss.IndexIVFScalarQuantizer)) else None
+
+
+def add(index: faiss.Index, ids: np.ndarray, vecs: np.ndarray) -> None:
+    """Add new vectors under ``ids`` (trains first if needed). To replace an id, :func:`remove` it first."""
+    x = as_vectors(vecs, index.d)
+    i = as_ids(ids, x.shape[0])
+    if x.shape[0] == 0:
+        return
+    train_if_needed(index, x)
+    index.add_with_ids(x, i)
+
+
+def remove(index: faiss.Index, ids: np.ndarray) -> int:
+    """Remove ``ids`` (absent ids are ignored); return how many vectors went."""
+    i = np.unique(np.asarray(ids, dtype=np.int64))
+    if i.size == 0 or index.ntotal == 0:
+        return 0
+    return int(index.remove_ids(i))
+
+
+def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
+    """Stored vectors ``(n, d)`` float32 for ``ids`` (flat/sq8 only; sq8 returns decoded codes)."""
+    i = np.ascontiguousarray(ids, dtype=np.int64)
+    try:
+        return to_cpu(index).reconstruct_batch(i)
+    except RuntimeError as e:
+        raise InvalidInput(f"cannot reconstruct vectors from this index: {e}".splitlines()[0],
+                           hint="use a flat or sq8 codec") from None
+
+
+# -- search -----------------------------------------------------------------------------------
+
+def search(index: faiss.Index, queries: np.ndarray, k: int, *, nprobe: int | None = None,
+           exclude_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest ids per query: ``D`` (nq, k) float32 squared L2, ``I`` (nq, k) int64.
+
+    ``exclude_ids`` are never returned (used by mixed search to skip items re-embedded since).
+    """
+    q = as_vectors(queries, index.d, "queries")
+    if k <= 0:
+        raise InvalidInput(f"k must be positive, got {k}")
+    nq = q.shape[0]
+    if nq == 0 or index.ntotal == 0:
+        return np.full((nq, k), np.inf, np.float32), np.full((nq, k), -1, np.int64)
+    exclude = None if exclude_ids is None else np.unique(np.asarray(exclude_ids, dtype=np.int64))
+    if exclude is not None and exclude.size == 0:
+        exclude = None
+    if is_gpu(index):
+        if nprobe is not None:
+            set_nprobe(index, nprobe)
+        S, I = _search_excluding_by_growth(index, q, k, exclude)
+    else:
+        S, I = index.search(q, k, params=_params(index, nprobe, exclude))
+    return ip_to_sqdist(S, I), I
+
+
+def ip_to_sqdist(S: np.ndarray, I: np.ndarray) -> np.ndarray:
+    """Inner products of unit vectors -> squared L2 (2 - 2 ip, clipped at 0); inf where I == -1."""
+    found = I >= 0
+    D = np.maximum(2.0 - 2.0 * np.where(found, S, 1.0).astype(np.float32), 0.0).astype(np.float32)
+    D[~found] = np.inf
+    return D
+
+
+def _params(index: faiss.Index, nprobe: int | None, exclude: np.ndarray | None):
+    sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(exclude)) if exclude is not None else None
+    ivf = _ivf(index)
+    if ivf is not None:
+        p = faiss.SearchParametersIVF(nprobe=int(min(max(1, nprobe or ivf.nprobe), ivf.nlist)))
+    elif sel is None:
+        return None
+    else:
+        p = faiss.SearchParameters()
+    if sel is not None:
+        p.sel = sel
+        p.referenced_objects = [sel]  # keep the selector alive as long as the parameters
+    return p
+
+
+def _search_excluding_by_growth(index: faiss.Index, q: np.ndarray, k: int,
+                                exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exclusion for indexes without ID selectors (GPU): search deeper until k survivors remain."""
+    nq = q.shape[0]
+    cap = min(index.ntotal, GPU_MAX_K) if is_gpu(index) else index.ntotal
+    S_out = np.full((nq, k), -np.inf, np.float32)
+    I_out = np.full((nq, k), -1, np.int64)
+    todo = np.arange(nq)
+    kk = min(cap, k if exclude is None else 2 * k)
+    while todo.size:
+        S, I = index.search(q[todo], kk)
+        keep = I >= 0
+        if exclude is not None:
+            keep &= ~np.isin(I, exclude)
+        done = (keep.sum(1) >= k) | (kk >= cap)
+        for row in np.flatnonzero(done):
+            cols = np.flatnonzero(keep[row])[:k]
+            S_out[todo[row], : cols.size] = S[row, cols]
+            I_out[todo[row], : cols.size] = I[row, cols]
+        todo = todo[~done]
+        kk = min(cap, kk * 4)
+    return S_out, I_out
+
+
+# -- persistence ------------------------------------------------------------------------------
+
+def save_index(index: faiss.Index, path: Path | str) -> int:
+    """Write ``index`` atomically (from a CPU copy); return the bytes written. ENOSPC -> DiskFull."""
+    cpu = to_cpu(index)
+    with atomic_writer(path) as f:
+        writer = faiss.PyCallbackIOWriter(f.write)
+        faiss.write_index(cpu, writer)
+        del writer
+        size = f.tell()
+    return size
+
+
+def load_index(path: Path | str) -> faiss.Index:
+    """Read an index written by :func:`save_index` (always onto the CPU)."""
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"index file {p} does not exist", hint="check the gallery folder")
+    try:
+        return faiss.read_index(str(p))
+    except RuntimeError as e:
+        raise IntegrityError(f"index file {p} is unreadable: {str(e).splitlines()[0]}",
+                             hint="restore the gallery folder from a backup or rebuild it") from None
+
+
+# -- GPU placement ----------------------------------------------------------------------------
+
+def gpu_available() -> bool:
+    """True when this faiss build sees at least one CUDA GPU (never with faiss-cpu)."""
+    try:
+        return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    except Exception:  # a broken CUDA install reads as 'no GPU'
+        return False
+
+
+def is_gpu(index: faiss.Index) -> bool:
+    name = type(index).__name__
+    return name.startswith("Gpu") or name in ("IndexShards", "IndexReplicas")
+
+
+def to_gpu(index: faiss.Index) -> faiss.Index:
+    """A GPU copy of ``index`` (sharded over all GPUs when there are several); the CPU index itself
+    when no GPU is present or this index type has no GPU implementation (logged)."""
+    if not gpu_available() or is_gpu(index):
+        return index
+    ngpu = faiss.get_num_gpus()
+    try:
+        if ngpu == 1:
+            return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        co = faiss.GpuMultipleClonerOptions()
+        co.shard = True
+        return faiss.index_cpu_to_all_gpus(index, co=co, ngpu=ngpu)
+    except RuntimeError as e:
+        log.warning("keeping %s on the CPU: %s", type(index).__name__, str(e).splitlines()[0])
+        return index
+
+
+def to_cpu(index: faiss.Index) -> faiss.Index:
+    return faiss.index_gpu_to_cpu(index) if is_gpu(index) else index

@@ -1,0 +1,44 @@
+"""The harmonic triplet loss (FaceNet appendix) and the prototype pull.
+
+Each batch is embedded by the new model (v2, trainable) and the old one (v1, frozen). Triplets
+are mined over the union: anchors from v2 (or from both), positives and negatives from v1 and v2.
+A v2 anchor's own v1 embedding counts as a positive, so v2 is pulled onto v1's structure while
+staying discriminative. ``prototype_weight`` adds mean ||v2(x) - proto_v1(id(x))||^2, where a v1
+prototype is the L2-normalised mean v1 embedding of a training identity; 0 gives the paper's loss.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harmony.losses.triplet import mined_triplet_loss
+
+
+def prototype_pull(new: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Mean squared L2 from each v2 embedding (B, d) to its identity's v1 prototype (B, d)."""
+    return ((new - prototypes) ** 2).sum(1).mean()
+
+
+def harmonic_triplet_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor, margin: float = 0.2,
+                          mining: str = "semihard", anchors: str = "new", prototypes: torch.Tensor | None = None,
+                          prototype_weight: float = 0.0) -> torch.Tensor:
+    """new, old (B, d): the same images under v2 and v1 (old carries no gradient); labels (B,)."""
+    b = len(labels)
+    cand = torch.cat([new, old.detach()], 0)
+    lab_c = torch.cat([labels, labels])
+    idx = torch.arange(b, device=new.device)
+    if anchors == "new":
+        exclude = torch.zeros(b, 2 * b, dtype=torch.bool, device=new.device)
+        exclude[idx, idx] = True
+        loss = mined_triplet_loss(new, cand, labels, lab_c, exclude, margin, mining)
+    elif anchors == "both":
+        exclude = torch.eye(2 * b, dtype=torch.bool, device=new.device)
+        anchors_t = torch.cat([new, old.detach()], 0)
+        loss = mined_triplet_loss(anchors_t, cand, lab_c, lab_c, exclude, margin, mining)
+    else:
+        raise ValueError(f"anchors must be 'new' or 'both', got {anchors!r}")
+    if prototype_weight > 0:
+        if prototypes is None:
+            raise ValueError("prototype_weight > 0 needs prototypes")
+        loss = loss + prototype_weight * prototype_pull(new, prototypes)
+    return loss

@@ -1,0 +1,70 @@
+"""VAL-vs-FAR plot (PNG), one line per version or cross pair, written atomically.
+
+Uses matplotlib's object API with the Agg canvas directly: no global backend switch, no pyplot
+state, safe in headless runs and threads.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from harmony.errors import InvalidInput
+
+MARKED_FARS = (1e-3, 1e-2)
+
+
+def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: str | Path,
+                 title: str = "VAL vs FAR") -> Path:
+    """Plot ``{label: (fars, vals)}`` on a log-FAR axis; mark VAL at FAR 1e-3 and 1e-2.
+
+    The marks interpolate each curve linearly in log10(FAR). Returns the written path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not curves:
+        raise InvalidInput("no curves to plot", hint="pass {'v1': val_far_curve(...)}")
+    out = Path(out_png)
+    fig = Figure(figsize=(6.4, 4.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, (fars, vals) in curves.items():
+        f = np.asarray(fars, dtype=np.float64)
+        v = np.asarray(vals, dtype=np.float64)
+        if f.ndim != 1 or f.shape != v.shape or f.size == 0 or (f <= 0).any():
+            raise InvalidInput(f"curve {label!r}: fars and vals must be equal-length 1-D, fars > 0",
+                               hint="use val_far_curve(...) output")
+        order = np.argsort(f)
+        f, v = f[order], v[order]
+        (line,) = ax.plot(f, v, label=label)
+        lf = np.log10(f)
+        for mark in MARKED_FARS:
+            if f[0] <= mark <= f[-1]:
+                y = float(np.interp(np.log10(mark), lf, v))
+                ax.plot([mark], [y], marker="o", color=line.get_color())
+                ax.annotate(f"{y:.3f}", (mark, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    for mark in MARKED_FARS:
+        ax.axvline(mark, color="0.8", linestyle=":", linewidth=1, zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("FAR (false accept rate)")
+    ax.set_ylabel("VAL (validation rate)")
+    ax.set_ylim(0.0, 1.01)
+    ax.set_title(title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="lower right")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

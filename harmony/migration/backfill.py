@@ -1,0 +1,282 @@
+"""Re-embed a gallery with a new version, in batches, resumable after kill -9.
+
+``run_backfill`` walks the items whose newest vector is not yet of the target version in order of
+their change counter (seq), embeds each batch with ``embed_fn`` and commits it as a checkpoint
+(see checkpoint.py). When nothing is left it takes the gallery's write lock, embeds whatever
+changed meanwhile, builds the target index (trained on all new vectors for IVF/SQ8 codecs) and
+installs it in the gallery: state "ready". Making it the active index is swap.py's job.
+
+Items whose source cannot be read (``ok=False`` from embed_fn) are recorded and listed; they keep
+their old vector. Re-running a finished backfill retries exactly those.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from harmony.errors import IntegrityError, InvalidInput
+from harmony.gallery import index as fx
+from harmony.gallery.store import GalleryStore, check_version_name
+from harmony.gallery.table import ItemTable
+from harmony.migration.checkpoint import BackfillDir, Cursor, latest_records
+
+log = logging.getLogger(__name__)
+
+EmbedFn = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+"""``embed_fn(sources) -> (vectors, ok)``: ``ok`` (n,) bool marks readable sources, ``vectors``
+is ``(ok.sum(), d)`` float32 L2-normalised, in the order of the readable sources."""
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    item_id: str
+    source: str
+
+
+@dataclass(frozen=True)
+class BackfillTick:
+    """Passed to ``on_batch`` after every committed batch (e.g. to mirror state in the registry)."""
+
+    target: str
+    done: int  # items processed (embedded or failed) over all runs of this backfill
+    total: int  # done + still pending
+    embedded: int
+    failed: int
+    last_seq: int
+    batches: int  # committed segments
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    target_version: str
+    complete: bool  # True: the target index is installed in the gallery (state "ready")
+    n_items: int  # items in the gallery
+    n_target: int  # items whose newest vector is of the target version (0 until complete)
+    n_embedded: int  # embedded by this run
+    n_resumed: int  # processed by earlier, interrupted runs
+    n_failed: int
+    failed: tuple[FailedItem, ...]
+    batches: int  # batches committed by this run
+    embed_s: float  # time inside embed_fn
+    index_s: float  # checks, training and adding to the target index
+    write_s: float  # checkpoint and index writes (fsync included)
+    total_s: float
+
+    @property
+    def items_per_s(self) -> float:
+        return self.n_embedded / self.total_s if self.total_s > 0 else 0.0
+
+    @property
+    def embed_share(self) -> float:
+        return self.embed_s / self.total_s if self.total_s > 0 else 0.0
+
+
+@dataclass
+class _Timers:
+    embed: float = 0.0
+    index: float = 0.0
+    write: float = 0.0
+    embedded: int = 0
+    batches: int = 0
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def pending_rows(table: ItemTable, target: str, after_seq: int) -> np.ndarray:
+    """Rows still to embed: newest vector not of ``target`` and changed after the cursor, by seq."""
+    mask = (table.versions != target) & (table.seqs > after_seq)
+    rows = np.flatnonzero(mask)
+    return rows[np.argsort(table.seqs[rows], kind="stable")]
+
+
+def run_backfill(store: GalleryStore, target_version: str, embed_fn: EmbedFn, batch_size: int = 256,
+                 progress: bool = False, stop_after: int | None = None,
+                 on_batch: Callable[[BackfillTick], None] | None = None) -> BackfillResult:
+    """Backfill ``store`` to ``target_version``; resume from the last checkpoint if one exists.
+
+    ``stop_after``: return (incomplete) after that many batches of this run, as an interruption
+    would. Raises DiskFull (a HarmonyError) when the disk fills; the last checkpoint stays valid.
+    """
+    check_version_name(target_version)
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be >= 1, got {batch_size}")
+    bdir = BackfillDir(store.path, target_version)
+    tm = _Timers()
+    with bdir.lock():
+        cursor = bdir.read_cursor() or bdir.start(store.dim)
+        if cursor.dim != store.dim:
+            raise IntegrityError(f"backfill checkpoint has dimension {cursor.dim}, gallery {store.dim}",
+                                 hint="discard the backfill and start again")
+        bdir.clean_orphans(cursor)
+        resumed = cursor.n_embedded + cursor.n_failed
+        if resumed:
+            log.info("resuming backfill of %s to %s after %d items", store.path, target_version, resumed)
+        with _progress_bar(progress, target_version) as bar:
+            cursor, stopped = _drain(store, bdir, cursor, embed_fn, batch_size, stop_after, tm, bar, on_batch)
+            if stopped:
+                return _result(store, bdir, cursor, tm, resumed, complete=False)
+            with store.write_lock():  # nobody adds items while we catch up and install the index
+                cursor, _ = _drain(store, bdir, cursor, embed_fn, batch_size, None, tm, bar, on_batch)
+                result = _finish(store, bdir, cursor, tm, resumed)
+        bdir.discard()
+    log.info("backfill of %s to %s complete: %d embedded, %d failed", store.path, target_version,
+             result.n_embedded, result.n_failed)
+    return result
+
+
+def _drain(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, embed_fn: EmbedFn, batch_size: int,
+           stop_after: int | None, tm: _Timers, bar, on_batch) -> tuple[Cursor, bool]:
+    """Embed and commit batches until nothing is pending (False) or stop_after batches (True)."""
+    table = store.items()
+    todo = pending_rows(table, bdir.target, cursor.last_seq)
+    pos, run_batches = 0, 0
+    while True:
+        if store.refresh():  # another process changed the gallery: re-plan from the cursor
+            table = store.items()
+            todo, pos = pending_rows(table, bdir.target, cursor.last_seq), 0
+        done_before = cursor.n_embedded + cursor.n_failed
+        _bar_update(bar, done_before, done_before + len(todo) - pos, tm)
+        if pos >= len(todo):
+            return cursor, False
+        if stop_after is not None and run_batches >= stop_after:
+            return cursor, True
+        rows = todo[pos: pos + batch_size]
+        t = time.perf_counter()
+        vecs, ok = embed_fn([str(s) for s in table.sources[rows]])
+        tm.embed += time.perf_counter() - t
+        t = time.perf_counter()
+        ok = np.asarray(ok, dtype=bool)
+        if ok.shape != rows.shape:
+            raise InvalidInput(f"embed_fn returned {ok.shape} ok flags for {rows.size} sources")
+        vecs = fx.as_vectors(vecs, store.dim, f"{bdir.target} embeddings")
+        if vecs.shape[0] != int(ok.sum()):
+            raise InvalidInput(f"embed_fn returned {vecs.shape[0]} vectors for {int(ok.sum())} readable sources")
+        tm.index += time.perf_counter() - t
+        t = time.perf_counter()
+        cursor = bdir.commit(cursor, table.ids[rows[ok]], table.seqs[rows[ok]], vecs,
+                             table.ids[rows[~ok]], table.seqs[rows[~ok]], last_seq=int(table.seqs[rows[-1]]))
+        tm.write += time.perf_counter() - t
+        tm.embedded += int(ok.sum())
+        tm.batches += 1
+        run_batches += 1
+        pos += rows.size
+        if on_batch is not None:
+            done = cursor.n_embedded + cursor.n_failed
+            on_batch(BackfillTick(bdir.target, done, done + len(todo) - pos, cursor.n_embedded,
+                                  cursor.n_failed, cursor.last_seq, cursor.n_segments))
+
+
+def _finish(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, tm: _Timers, resumed: int) -> BackfillResult:
+    """Build the target index from the checkpoints and install it (caller holds the write lock)."""
+    table = store.items()
+    latest = latest_records(bdir.load(cursor), table, bdir.target)
+    if latest.ok_ids.size or not store.has_index(bdir.target):
+        t = time.perf_counter()
+        index = store._index_copy(bdir.target)
+        if index is None:
+            index = fx.make_index(store.dim, store.codec, nlist=store.nlist, n=latest.ok_ids.size)
+        if latest.ok_ids.size:
+            fx.train_if_needed(index, latest.ok_vectors)
+            fx.remove(index, latest.ok_ids)
+            fx.add(index, latest.ok_ids, latest.ok_vectors)
+        tm.index += time.perf_counter() - t
+        t = time.perf_counter()
+        store.install_index(bdir.target, index, latest.ok_ids)
+        tm.write += time.perf_counter() - t
+    return _result(store, bdir, cursor, tm, resumed, complete=True, failed_rows=latest.failed_rows)
+
+
+def _result(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, tm: _Timers, resumed: int,
+            complete: bool, failed_rows: np.ndarray | None = None) -> BackfillResult:
+    table = store.items()
+    if failed_rows is None:  # interrupted run: failures recorded so far, where still current
+        seg = bdir.load(cursor, vectors=False)
+        rows = table.rows_of_ids(seg.failed_ids)
+        keep = rows >= 0
+        keep[keep] = table.seqs[rows[keep]] == seg.failed_seqs[keep]
+        failed_rows = np.unique(rows[keep])
+    failed = tuple(FailedItem(str(table.item_ids[r]), str(table.sources[r])) for r in failed_rows)
+    n_target = int((table.versions == bdir.target).sum()) if complete else 0
+    return BackfillResult(
+        target_version=bdir.target, complete=complete, n_items=len(table), n_target=n_target,
+        n_embedded=tm.embedded, n_resumed=resumed, n_failed=len(failed), failed=failed,
+        batches=tm.batches, embed_s=tm.embed, index_s=tm.index, write_s=tm.write,
+        total_s=time.perf_counter() - tm.t0)
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+@contextmanager
+def _progress_bar(enabled: bool, target: str) -> Iterator[object]:
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    prog = Progress(TextColumn(f"backfill -> [bold]{target}[/]"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]:>8.0f} items/s"), TextColumn("ETA"), TimeRemainingColumn(),
+                    TimeElapsedColumn(), TextColumn("embed {task.fields[share]:.0%}"),
+                    console=Console(stderr=True))
+    with prog:
+        task = prog.add_task("backfill", total=None, rate=0.0, share=0.0)
+        yield (prog, task)
+
+
+def _bar_update(bar, done: int, total: int, tm: _Timers) -> None:
+    if bar is None:
+        return
+    prog, task = bar
+    elapsed = time.perf_counter() - tm.t0
+    prog.update(task, completed=done, total=total, rate=tm.embedded / elapsed if elapsed > 0 else 0.0,
+                share=tm.embed / elapsed if elapsed > 0 else 0.0)
+
+
+# -- status -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BackfillStatus:
+    target: str
+    state: str  # planned | backfilling | ready | swapped | rolled_back
+    n_items: int
+    done: int  # items processed by the backfill in progress
+    pending: int  # items still without a target vector (failed ones included once finished)
+    failed: int
+    batches: int
+    updated: str | None
+
+
+def backfill_status(store: GalleryStore, target_version: str) -> BackfillStatus:
+    """Where a migration of ``store`` to ``target_version`` stands, read from the gallery folder."""
+    table = store.items()
+    cursor = BackfillDir(store.path, target_version).read_cursor()
+    if store.active_version == target_version:
+        state = "swapped"
+    elif cursor is not None:
+        state = "backfilling"
+    elif store.has_index(target_version):
+        state = "rolled_back" if store.previous_version == target_version else "ready"
+    else:
+        state = "planned"
+    last_seq = cursor.last_seq if cursor else -1
+    pending = int(pending_rows(table, target_version, last_seq).size)
+    if cursor is None:
+        return BackfillStatus(target_version, state, len(table), 0, pending, 0, 0, None)
+    return BackfillStatus(target_version, state, len(table), cursor.n_embedded + cursor.n_failed, pending,
+                          cursor.n_failed, cursor.n_segments, cursor.updated)
+
+
+def discard_backfill(store: GalleryStore, target_version: str) -> bool:
+    """Delete an unfinished backfill's checkpoints (Busy while it runs); True if one existed."""
+    bdir = BackfillDir(store.path, target_version)
+    if not bdir.path.exists():
+        return False
+    with bdir.lock():
+        bdir.discard()
+    return True

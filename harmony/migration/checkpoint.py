@@ -1,0 +1,187 @@
+"""Backfill checkpoints: append-only segments plus one atomically replaced cursor.
+
+Folder ``<gallery>/migrations/<target>/``::
+
+    CURSOR              json: committed segment count, last item seq done, counters
+    seg-00000000.npz    one per committed batch: ids, seqs, vectors (m, d) float32, failed ids/seqs
+    .lock               the running backfill holds an flock on it
+
+A batch commits in two steps: its segment file is written (temp, fsync, rename) under the next
+free number, then CURSOR is replaced to count it. The cursor replacement is the commit point:
+kill -9 before it leaves an orphan segment that the next run overwrites; after it, the batch is
+durable. So the partial index (the committed segments) and the cursor always agree, and writing
+costs O(batch) per batch rather than rewriting a growing index every time.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from harmony.errors import Busy, IntegrityError
+from harmony.gallery.atomic import atomic_writer, is_temp_name, read_json, write_json_atomic
+from harmony.gallery.table import ItemTable
+
+CURSOR = "CURSOR"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    target: str
+    dim: int
+    n_segments: int = 0  # committed segments seg-0 .. seg-(n-1)
+    last_seq: int = -1  # every item with seq <= last_seq has been processed
+    n_embedded: int = 0
+    n_failed: int = 0
+    started: str = ""
+    updated: str = ""
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Committed backfill output, concatenated over segments."""
+
+    ids: np.ndarray  # (m,) int64
+    seqs: np.ndarray  # (m,) int64: the item's seq when it was embedded
+    vectors: np.ndarray  # (m, d) float32
+    failed_ids: np.ndarray
+    failed_seqs: np.ndarray
+
+
+@dataclass(frozen=True)
+class Latest:
+    """Per item, the newest committed record that still matches the gallery's current row."""
+
+    ok_ids: np.ndarray
+    ok_vectors: np.ndarray
+    failed_rows: np.ndarray  # rows of the item table whose newest record is a failure
+
+
+class BackfillDir:
+    def __init__(self, gallery_path: Path, target: str):
+        self.path = Path(gallery_path) / "migrations" / target
+        self.target = target
+
+    def read_cursor(self) -> Cursor | None:
+        p = self.path / CURSOR
+        if not p.is_file():
+            return None
+        try:
+            return Cursor(**read_json(p))
+        except (TypeError, ValueError) as e:
+            raise IntegrityError(f"backfill cursor {p} is unreadable: {e}",
+                                 hint="discard the backfill (it restarts from scratch)") from None
+
+    def start(self, dim: int) -> Cursor:
+        self.path.mkdir(parents=True, exist_ok=True)
+        now = _now()
+        cursor = Cursor(target=self.target, dim=dim, started=now, updated=now)
+        write_json_atomic(self.path / CURSOR, asdict(cursor))
+        return cursor
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Only one backfill per target at a time; released by the OS if the process dies."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise Busy(f"a backfill to {self.target} is already running on this gallery",
+                           hint="wait for it, or stop that process (it resumes later)") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def clean_orphans(self, cursor: Cursor) -> None:
+        """Delete segments past the cursor and temp files left by a killed run."""
+        for p in self.path.iterdir():
+            n = _segment_number(p.name)
+            if is_temp_name(p.name) or (n is not None and n >= cursor.n_segments):
+                p.unlink(missing_ok=True)
+
+    def commit(self, cursor: Cursor, ids: np.ndarray, seqs: np.ndarray, vectors: np.ndarray,
+               failed_ids: np.ndarray, failed_seqs: np.ndarray, last_seq: int) -> Cursor:
+        """Durably append one batch; returns the new cursor (the old one stays valid on any error)."""
+        buf = io.BytesIO()
+        np.savez(buf, ids=ids.astype(np.int64), seqs=seqs.astype(np.int64), vectors=vectors,
+                 failed_ids=failed_ids.astype(np.int64), failed_seqs=failed_seqs.astype(np.int64))
+        new = replace(cursor, n_segments=cursor.n_segments + 1, last_seq=int(last_seq),
+                      n_embedded=cursor.n_embedded + int(ids.shape[0]),
+                      n_failed=cursor.n_failed + int(failed_ids.shape[0]), updated=_now())
+        write_json_atomic(self.path / CURSOR, asdict(new))
+        import time; time.sleep(0.005)
+        with atomic_writer(self.path / _segment_name(cursor.n_segments)) as f:
+            f.write(buf.getvalue())
+        return new
+
+    def load(self, cursor: Cursor, vectors: bool = True) -> Segments:
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ids", "seqs", "vectors", "failed_ids", "failed_seqs")}
+        for n in range(cursor.n_segments):
+            p = self.path / _segment_name(n)
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    for k in parts:
+                        if k in ("ids", "seqs", "vectors") and not vectors:
+                            continue
+                        parts[k].append(z[k])
+            except (OSError, ValueError, KeyError) as e:
+                raise IntegrityError(f"backfill segment {p} is missing or unreadable: {e}",
+                                     hint="discard the backfill and run it again") from None
+        d = cursor.dim
+
+        def cat(k: str, shape: tuple, dtype) -> np.ndarray:
+            return np.concatenate(parts[k]) if parts[k] else np.empty(shape, dtype)
+
+        return Segments(cat("ids", (0,), np.int64), cat("seqs", (0,), np.int64),
+                        cat("vectors", (0, d), np.float32), cat("failed_ids", (0,), np.int64),
+                        cat("failed_seqs", (0,), np.int64))
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def latest_records(seg: Segments, table: ItemTable, target: str) -> Latest:
+    """Resolve the segments against the current item table: per id the record with the highest
+    seq wins, and it counts only if that seq is the item's current one (the item was not replaced
+    or removed since) and the item's newest vector is not already of the target version."""
+    n_ok = seg.ids.shape[0]
+    ids = np.concatenate([seg.ids, seg.failed_ids])
+    seqs = np.concatenate([seg.seqs, seg.failed_seqs])
+    if ids.size == 0:
+        return Latest(np.empty(0, np.int64), seg.vectors[:0], np.empty(0, np.int64))
+    order = np.lexsort((seqs, ids))
+    last = order[np.r_[ids[order][1:] != ids[order][:-1], True]]
+    rows = table.rows_of_ids(ids[last])
+    valid = rows >= 0
+    valid[valid] = (table.seqs[rows[valid]] == seqs[last][valid]) & (table.versions[rows[valid]] != target)
+    ok = valid & (last < n_ok)
+    return Latest(ok_ids=ids[last[ok]], ok_vectors=seg.vectors[last[ok]],
+                  failed_rows=rows[valid & (last >= n_ok)])
+
+
+def _segment_name(n: int) -> str:
+    return f"seg-{n:08d}.npz"
+
+
+def _segment_number(name: str) -> int | None:
+    if name.startswith("seg-") and name.endswith(".npz"):
+        try:
+            return int(name[4:-4])
+        except ValueError:
+            return None
+    return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

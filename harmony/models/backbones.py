@@ -1,0 +1,28 @@
+"""The backbone registry: recipes name a backbone; new architectures register here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from harmony.errors import InvalidInput
+from harmony.models.inception_resnet_v1 import inception_resnet_v1
+from harmony.models.small_cnn import small_cnn
+
+BackboneFactory = Callable[..., tuple[nn.Module, int]]
+
+BACKBONES: dict[str, BackboneFactory] = {
+    "small_cnn": small_cnn,
+    "inception_resnet_v1": inception_resnet_v1,
+}
+
+
+def build_backbone(name: str, args: dict | None = None) -> tuple[nn.Module, int]:
+    """Instantiate a registered backbone: returns (module, feature dimension)."""
+    if name not in BACKBONES:
+        raise InvalidInput(f"unknown backbone {name!r}", hint=f"choose one of {', '.join(sorted(BACKBONES))}")
+    try:
+        return BACKBONES[name](**(args or {}))
+    except TypeError as e:
+        raise InvalidInput(f"bad backbone_args for {name!r}: {e}", hint="check model.backbone_args in the recipe") from None

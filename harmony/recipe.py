@@ -1,0 +1,243 @@
+"""YAML recipes loaded into typed, frozen dataclasses; every knob of a run lives here.
+
+Validation is strict: an unknown or misspelled key, a wrong type or a value outside its allowed set
+is an error naming the full key (``train.mining``) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from harmony.errors import InvalidInput, NotFound
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: Literal["synthetic", "folder"] = "synthetic"
+    image_size: int = 64
+    # synthetic source
+    train_identities: int = 2000
+    per_identity: int = 8
+    val_identities: int = 200
+    test_identities: int = 300
+    eval_per_identity: int = 8
+    synth_seed: int = 0
+    # folder source
+    path: Optional[str] = None
+    eval_path: Optional[str] = None  # a separate held-out folder; else split by identity hash
+    split: tuple[float, float, float] = (0.8, 0.05, 0.15)
+    min_images: int = 2
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    backbone: str = "small_cnn"
+    backbone_args: dict = field(default_factory=dict)
+    dim: int = 128
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    epochs: int = 6
+    steps_per_epoch: int = 100
+    p: int = 32
+    k: int = 8
+    optimizer: Literal["adagrad", "adam", "adamw", "sgd"] = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: Literal["none", "cosine", "step"] = "cosine"
+    warmup_steps: int = 0
+    margin: float = 0.2
+    mining: Literal["semihard", "hard", "all"] = "semihard"
+    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    log_every: int = 20
+    hflip: bool = False
+
+
+@dataclass(frozen=True)
+class HarmonicSpec:
+    method: Literal["harmonic", "bct"] = "harmonic"
+    anchors: Literal["new", "both"] = "new"
+    prototype_weight: float = 16.0  # 0 = the paper's triplet-only harmonic loss
+    prototype_renders: int = 6  # v1 images per training identity averaged into its prototype
+    bct_weight: float = 1.0
+    bct_scale: float = 16.0
+    head_steps: int = 200  # stage 1: new embedding layer only, body frozen
+    head_lr: float = 2e-3
+    full_steps: int = 400  # stage 2: the whole network (0 = skip)
+    full_lr: float = 5e-4
+    reinit_head: bool = True
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    fars: tuple[float, ...] = (1e-2, 1e-3)
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "unnamed"
+    description: str = ""
+    seed: int = 0
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    harmonic: HarmonicSpec = field(default_factory=HarmonicSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def override(self, **paths: Any) -> "Recipe":
+        """Return a copy with dotted keys replaced, e.g. ``override(**{"train.epochs": 2})``."""
+        d = self.to_dict()
+        for key, value in paths.items():
+            if value is None:
+                continue
+            node = d
+            *parents, last = key.split(".")
+            for p in parents:
+                node = node[p]
+            if last not in node:
+                raise InvalidInput(f"unknown recipe key {key!r}")
+            node[last] = value
+        return recipe_from_dict(d)
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise InvalidInput(f"recipe key {key!r} is {value!r}", hint=f"allowed values: {', '.join(map(str, args))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInput(f"recipe key {key!r} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise InvalidInput(f"recipe key {key!r} must have {len(args)} entries, got {len(value)}")
+        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise InvalidInput(f"recipe key {key!r} must be a mapping, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"recipe key {key!r} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"recipe key {key!r} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-3" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise InvalidInput(f"recipe key {key!r} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInput(f"recipe key {key!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise InvalidInput(f"recipe key {key!r} must be a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"recipe section {prefix or 'root'!r} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in raw:
+        if k not in names:
+            where = f"{prefix}.{k}" if prefix else k
+            raise InvalidInput(f"unknown recipe key {where!r}", hint=f"allowed keys here: {', '.join(sorted(names))}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def _validate(r: Recipe) -> Recipe:
+    checks = [
+        (r.data.image_size >= 16, "data.image_size", "must be >= 16"),
+        (r.model.dim >= 2, "model.dim", "must be >= 2"),
+        (r.train.p >= 2 and r.train.k >= 2, "train.p/train.k", "must both be >= 2"),
+        (r.train.epochs >= 1, "train.epochs", "must be >= 1"),
+        (r.train.steps_per_epoch >= 1, "train.steps_per_epoch", "must be >= 1"),
+        (r.train.lr > 0, "train.lr", "must be > 0"),
+        (r.train.margin >= 0, "train.margin", "must be >= 0"),
+        (r.harmonic.head_steps >= 0 and r.harmonic.full_steps >= 0, "harmonic.head_steps/full_steps", "must be >= 0"),
+        (r.harmonic.head_steps + r.harmonic.full_steps > 0, "harmonic.head_steps/full_steps", "need at least one step"),
+        (r.harmonic.prototype_renders >= 1, "harmonic.prototype_renders", "must be >= 1"),
+        (all(0 < f <= 1 for f in r.eval.fars), "eval.fars", "each FAR must be in (0, 1]"),
+        (abs(sum(r.data.split) - 1) < 1e-6, "data.split", "fractions must sum to 1"),
+        (r.data.source != "folder" or bool(r.data.path), "data.path", "is required when data.source is folder"),
+    ]
+    for ok, key, msg in checks:
+        if not ok:
+            raise InvalidInput(f"recipe key {key!r} {msg}")
+    from harmony.models.backbones import BACKBONES
+
+    if r.model.backbone not in BACKBONES:
+        raise InvalidInput(f"recipe key 'model.backbone' is {r.model.backbone!r}",
+                           hint=f"allowed values: {', '.join(sorted(BACKBONES))}")
+    return r
+
+
+def recipe_from_dict(raw: dict) -> Recipe:
+    return _validate(_build(Recipe, raw, ""))
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Load and validate a YAML recipe; errors name the file and the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise NotFound(f"recipe {p} does not exist", hint="see recipes/ for the shipped recipes")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise InvalidInput(f"recipe {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    try:
+        return recipe_from_dict(raw or {})
+    except InvalidInput as e:
+        raise InvalidInput(f"{p}: {e.message}", e.hint) from None

@@ -1,0 +1,17 @@
+"""The registry: a DuckDB catalog of immutable embedding versions, their artifacts (with sha256),
+aliases, evaluations, compatibility verdicts, galleries and migrations.
+
+    from harmony.registry import Registry
+    reg = Registry.open()              # --registry flag, else $HARMONY_REGISTRY, else ./registry
+    reg.add_version("v1", kind="base", artifact="ckpt.pt", backbone="resnet-small", dim=128)
+
+Modules: ``store`` (the Registry API), ``schema`` (DDL per schema version and upgrades),
+``connection`` (short-lived connections, lock retry), ``artifacts`` (crash-safe copies, sha256),
+``catalog`` (evaluations, compatibility), ``galleries`` (galleries, migrations),
+``maintenance`` (verify, export), ``external`` (encoders for TorchScript and dlib versions).
+"""
+
+from harmony.registry.records import Compat, Gallery, Migration, Version, VerifyResult
+from harmony.registry.store import Registry
+
+__all__ = ["Registry", "Version", "Compat", "Gallery", "Migration", "VerifyResult"]

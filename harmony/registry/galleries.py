@@ -1,0 +1,158 @@
+"""Gallery and migration rows: the registry side of DESIGN section 6.
+
+The registry records which version serves a gallery and where a migration stands; the migrator
+owns the indexes themselves. State changes follow ``records.TRANSITIONS`` and are validated
+here, so a crashed or confused caller cannot move a migration backwards.
+"""
+
+from __future__ import annotations
+
+import operator
+from numbers import Real
+from pathlib import Path
+from typing import Any, Mapping
+
+import duckdb
+
+from harmony.errors import AlreadyExists, InUse, InvalidInput, NotFound
+from harmony.registry.lookup import resolve_in
+from harmony.registry.records import (
+    ACTIVE_STATES, GALLERY_COLUMNS, MIGRATION_COLUMNS, TERMINAL_STATES, TRANSITIONS, Gallery, Migration,
+    check_name, gallery_from_row, migration_from_row, to_json,
+)
+from harmony.registry.schema import utcnow
+
+GALLERY_FIELDS = ("version", "path", "codec", "far", "meta")
+
+
+def _far(far: Any) -> float:
+    if isinstance(far, bool) or not isinstance(far, Real) or not (0.0 < float(far) <= 1.0):
+        raise InvalidInput(f"gallery FAR must be in (0, 1], got {far!r}", hint="pass e.g. far=1e-3")
+    return float(far)
+
+
+def _codec(codec: Any) -> str:
+    if not isinstance(codec, str) or not codec:
+        raise InvalidInput(f"gallery codec must be a non-empty string, got {codec!r}", hint="e.g. codec='flat'")
+    return codec
+
+
+def get_gallery(con: duckdb.DuckDBPyConnection, name: str) -> Gallery:
+    row = con.execute(f"SELECT {GALLERY_COLUMNS} FROM galleries WHERE name = ?", [name]).fetchone()
+    if row is None:
+        raise NotFound(f"no gallery named '{name}'", hint="see `harmony gallery list`")
+    return gallery_from_row(row)
+
+
+def list_galleries(con: duckdb.DuckDBPyConnection) -> list[Gallery]:
+    rows = con.execute(f"SELECT {GALLERY_COLUMNS} FROM galleries ORDER BY name").fetchall()
+    return [gallery_from_row(r) for r in rows]
+
+
+def add_gallery(con: duckdb.DuckDBPyConnection, name: str, version: str, path: Path | str, far: float,
+                codec: str, meta: Mapping[str, Any] | None) -> Gallery:
+    check_name(name, "gallery")
+    if con.execute("SELECT 1 FROM galleries WHERE name = ?", [name]).fetchone():
+        raise AlreadyExists(f"gallery '{name}' already exists", hint="choose another gallery name")
+    now = utcnow()
+    con.execute(f"INSERT INTO galleries ({GALLERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [name, resolve_in(con, version), str(path), _far(far), _codec(codec), to_json(meta), now, now])
+    return get_gallery(con, name)
+
+
+def update_gallery(con: duckdb.DuckDBPyConnection, name: str, fields: Mapping[str, Any]) -> Gallery:
+    """Change some of version, path, codec, far, meta (meta is replaced, not merged)."""
+    unknown = sorted(set(fields) - set(GALLERY_FIELDS))
+    if unknown:
+        raise InvalidInput(f"cannot update gallery field(s) {', '.join(unknown)}",
+                           hint=f"updatable fields: {', '.join(GALLERY_FIELDS)}")
+    get_gallery(con, name)
+    checks = {"version": lambda v: resolve_in(con, v), "path": str, "codec": _codec, "far": _far, "meta": to_json}
+    for key, value in fields.items():
+        con.execute(f"UPDATE galleries SET {key} = ?, updated = ? WHERE name = ?", [checks[key](value), utcnow(), name])
+    return get_gallery(con, name)
+
+
+def remove_gallery(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Delete a gallery's row and its migration history; refused while a migration is in flight."""
+    get_gallery(con, name)
+    active = active_migration(con, name)
+    if active is not None:
+        raise InUse(f"gallery '{name}' has migration #{active.id} in state {active.state}",
+                    hint="finish or roll back the migration first")
+    con.execute("DELETE FROM migrations WHERE gallery = ?", [name])
+    con.execute("DELETE FROM galleries WHERE name = ?", [name])
+
+
+def get_migration(con: duckdb.DuckDBPyConnection, mid: int) -> Migration:
+    row = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations WHERE id = ?", [int(mid)]).fetchone()
+    if row is None:
+        raise NotFound(f"no migration #{mid}", hint="see `harmony migrate status`")
+    return migration_from_row(row)
+
+
+def migrations(con: duckdb.DuckDBPyConnection, gallery: str | None) -> list[Migration]:
+    where, params = ("WHERE gallery = ?", [gallery]) if gallery is not None else ("", [])
+    rows = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations {where} ORDER BY id", params).fetchall()
+    return [migration_from_row(r) for r in rows]
+
+
+def active_migration(con: duckdb.DuckDBPyConnection, gallery: str) -> Migration | None:
+    """The newest migration of ``gallery`` still in flight (planned, backfilling or ready)."""
+    states = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
+    row = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations WHERE gallery = ? AND state IN ({states}) "
+                      "ORDER BY id DESC LIMIT 1", [gallery]).fetchone()
+    return None if row is None else migration_from_row(row)
+
+
+def add_migration(con: duckdb.DuckDBPyConnection, gallery: str, source: str, target: str,
+                  plan: Mapping[str, Any]) -> Migration:
+    get_gallery(con, gallery)
+    src, dst = resolve_in(con, source), resolve_in(con, target)
+    if src == dst:
+        raise InvalidInput(f"migration source and target are both '{src}'", hint="pass a different --to version")
+    active = active_migration(con, gallery)
+    if active is not None:
+        raise InUse(f"gallery '{gallery}' already has migration #{active.id} in state {active.state}",
+                    hint="resume, finish or roll back that migration first")
+    now = utcnow()
+    row = con.execute(
+        "INSERT INTO migrations (gallery, source, target, state, plan, created, updated) "
+        "VALUES (?, ?, ?, 'planned', ?, ?, ?) RETURNING id",
+        [gallery, src, dst, to_json(plan) or "{}", now, now]).fetchone()
+    return get_migration(con, int(row[0]))
+
+
+def update_migration(con: duckdb.DuckDBPyConnection, mid: int, state: str | None, cursor: int | None,
+                     counts: Mapping[str, Any] | None, report: Mapping[str, Any] | None) -> Migration:
+    """Move a migration along its state machine and/or store its cursor, counts, report (replaced)."""
+    current = get_migration(con, mid)
+    if state is not None and state not in TRANSITIONS:
+        raise InvalidInput(f"unknown migration state {state!r}", hint=f"use one of {', '.join(TRANSITIONS)}")
+    if state is not None and state not in TRANSITIONS[current.state]:
+        allowed = ", ".join(TRANSITIONS[current.state]) or "nothing (it is finished)"
+        raise InvalidInput(f"migration #{mid} cannot go from {current.state} to {state}",
+                           hint=f"from {current.state} it can go to {allowed}")
+    if state is None and current.state in TERMINAL_STATES and (cursor is not None or counts is not None):
+        raise InvalidInput(f"migration #{mid} is {current.state}; its cursor and counts are final",
+                           hint="plan a new migration")
+    sets: dict[str, Any] = {}
+    if state is not None:
+        sets["state"] = state
+    if cursor is not None:
+        try:
+            value = -1 if isinstance(cursor, bool) else operator.index(cursor)
+        except TypeError:
+            value = -1
+        if value < 0:
+            raise InvalidInput(f"migration cursor must be a non-negative integer, got {cursor!r}",
+                               hint="pass the number of items backfilled so far")
+        sets["cursor"] = value
+    if counts is not None:
+        sets["counts"] = to_json(counts)
+    if report is not None:
+        sets["report"] = to_json(report)
+    sets["updated"] = utcnow()
+    assignments = ", ".join(f"{k} = ?" for k in sets)
+    con.execute(f"UPDATE migrations SET {assignments} WHERE id = ?", [*sets.values(), int(mid)])
+    return get_migration(con, mid)

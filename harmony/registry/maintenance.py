@@ -1,0 +1,92 @@
+"""Checking artifacts against their recorded sha256, and exporting the catalog.
+
+``verify`` is how a crash is noticed: a kill -9 during registration leaves at most an artifact
+folder (or a temp file) with no row, reported as ``orphan``; a changed or lost file of a
+registered version is ``altered`` or ``missing``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+
+from harmony.errors import InvalidInput
+from harmony.registry.artifacts import sha256_file
+from harmony.registry.records import Version, VerifyResult, utc
+
+EXPORT_FORMATS = ("parquet", "json")
+
+
+def verify_version(root: Path, v: Version) -> VerifyResult:
+    path = root / v.artifact
+    if not path.is_file():
+        return VerifyResult(v.name, "missing", str(path), "artifact file not found")
+    actual = sha256_file(path)
+    if actual != v.sha256:
+        return VerifyResult(v.name, "altered", str(path), f"sha256 {actual[:12]}... != recorded {v.sha256[:12]}...")
+    if v.meta.get("adapter") == "dlib":  # the JSON artifact names model files outside the store
+        from harmony.registry.external import dlib_model_problems
+
+        problems = dlib_model_problems(path)
+        if problems:
+            status = "missing" if any(p.startswith("missing") for p in problems) else "altered"
+            return VerifyResult(v.name, status, str(path), "; ".join(problems))
+    return VerifyResult(v.name, "ok", str(path))
+
+
+def orphans(root: Path, versions: Iterable[Version]) -> list[VerifyResult]:
+    """Artifact folders with no ready version, and stray files inside a version's folder."""
+    expected = {v.name: (root / v.artifact).name for v in versions}
+    found: list[VerifyResult] = []
+    base = root / "artifacts"
+    if not base.is_dir():
+        return found
+    for entry in sorted(base.iterdir()):
+        if entry.name not in expected or not entry.is_dir():
+            found.append(VerifyResult(entry.name, "orphan", str(entry),
+                                      "no registered version (left by an interrupted add or remove)"))
+            continue
+        for item in sorted(entry.iterdir()):
+            if item.name != expected[entry.name]:
+                found.append(VerifyResult(entry.name, "orphan", str(item), "stray file beside the artifact"))
+    return found
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                       "ORDER BY table_name").fetchall()
+    return [r[0] for r in rows]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value).isoformat()
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def export(con: duckdb.DuckDBPyConnection, out_dir: Path, format: str) -> list[Path]:
+    """One file per table: ``<table>.parquet`` via DuckDB COPY, or ``<table>.json`` (a list of rows,
+    JSON columns nested, timestamps ISO 8601 UTC)."""
+    if format not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {format!r}", hint=f"use one of {', '.join(EXPORT_FORMATS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in _tables(con):
+        path = out_dir / f"{table}.{format}"
+        if format == "parquet":
+            quoted = str(path).replace("'", "''")
+            con.execute(f"COPY (SELECT * FROM \"{table}\" ORDER BY ALL) TO '{quoted}' (FORMAT parquet)")
+        else:
+            described = con.execute(f'DESCRIBE "{table}"').fetchall()
+            names = [d[0] for d in described]
+            json_cols = {d[0] for d in described if d[1] == "JSON"}
+            rows = con.execute(f'SELECT * FROM "{table}" ORDER BY ALL').fetchall()
+            records = [{n: (json.loads(v) if n in json_cols and v is not None else _plain(v))
+                        for n, v in zip(names, row)} for row in rows]
+            path.write_text(json.dumps(records, indent=1, sort_keys=False) + "\n")
+        written.append(path)
+    return written

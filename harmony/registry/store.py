@@ -1,0 +1,319 @@
+"""The registry: a catalog of immutable embedding versions in one DuckDB file, artifacts beside it.
+
+Layout under the root (default ``./registry``): ``harmony.duckdb`` and ``artifacts/<name>/<file>``.
+Every method opens its own short-lived connection (see ``connection``) and each change is one
+transaction, so a long job never holds the database and a kill -9 never leaves half a change.
+Versions are immutable; ``remove_version`` only marks a row deleted (its name stays taken, so
+old evaluations and compatibility rows never describe a different model) and deletes the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import duckdb
+import numpy as np
+
+from harmony.errors import AlreadyExists, IntegrityError, InUse, InvalidInput, NotFound
+from harmony.registry import artifacts, catalog, galleries, maintenance, schema
+from harmony.registry.connection import reading, writing
+from harmony.registry.lookup import resolve_in, version_in
+from harmony.registry.records import (
+    KINDS, VERSION_COLUMNS, Compat, Gallery, Migration, Version, VerifyResult, check_name, to_json,
+    version_from_row,
+)
+
+DB_NAME = "harmony.duckdb"
+
+
+def default_root(root: Path | str | None = None) -> Path:
+    """Flag, then $HARMONY_REGISTRY, then ./registry."""
+    if root is not None and str(root) != "":
+        return Path(root)
+    env = os.environ.get("HARMONY_REGISTRY")
+    return Path(env) if env else Path("registry")
+
+
+class Registry:
+    """Store API over the DuckDB catalog; see the module docstring for the guarantees."""
+
+    def __init__(self, root: Path, timeout_s: float):
+        self.root = root
+        self.db_path = root / DB_NAME
+        self.timeout_s = timeout_s
+
+    @classmethod
+    def open(cls, root: Path | str | None = None, *, timeout_s: float = 10.0) -> "Registry":
+        """Open (creating or upgrading in place) the registry at ``root``."""
+        reg = cls(default_root(root).absolute(), float(timeout_s))
+        (reg.root / "artifacts").mkdir(parents=True, exist_ok=True)
+        if reg.db_path.exists():
+            with reading(reg.db_path, reg.timeout_s) as con:
+                found = schema.stored_version(con)
+            schema.check_supported(found, reg.db_path)
+            if found == schema.CURRENT:
+                return reg
+        with writing(reg.db_path, reg.timeout_s) as con:
+            schema.create_or_upgrade(con, reg.root, reg.db_path)
+        return reg
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.root)!r})"
+
+    @contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with reading(self.db_path, self.timeout_s) as con:
+            yield con
+
+    @contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with writing(self.db_path, self.timeout_s) as con:
+            yield con
+
+    # -- versions -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_new_name(con: duckdb.DuckDBPyConnection, name: str) -> None:
+        row = con.execute("SELECT status FROM versions WHERE name = ?", [name]).fetchone()
+        if row is not None:
+            was = " (removed; names are never reused)" if row[0] != "ready" else ""
+            raise AlreadyExists(f"version '{name}' already exists{was}", hint="choose another --name")
+        if con.execute("SELECT 1 FROM aliases WHERE alias = ?", [name]).fetchone():
+            raise AlreadyExists(f"'{name}' is already an alias", hint="choose another --name")
+
+    def add_version(self, name: str, *, kind: str, artifact: Path | str, backbone: str, dim: int,
+                    recipe: str = "", parent: str | None = None, metrics: Mapping[str, Any] | None = None,
+                    meta: Mapping[str, Any] | None = None, command: str | None = None) -> Version:
+        """Copy ``artifact`` into the store (durably) and register it as version ``name``."""
+        check_name(name)
+        if kind not in KINDS:
+            raise InvalidInput(f"unknown version kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or int(dim) <= 0:
+            raise InvalidInput(f"embedding dim must be a positive integer, got {dim!r}", hint="pass e.g. dim=128")
+        values = [to_json(metrics), to_json(meta)]
+        src = Path(artifact)
+        with self._read() as con:  # fail fast before copying a large file
+            self._check_new_name(con, name)
+            if parent is not None:
+                resolve_in(con, parent)
+        folder = self.root / "artifacts" / name
+        tmp, sha, size = artifacts.stage_copy(src, folder)
+        rel = f"artifacts/{name}/{src.name}"
+        try:
+            with self._write() as con:
+                self._check_new_name(con, name)
+                parent_name = resolve_in(con, parent) if parent is not None else None
+                artifacts.place(tmp, self.root / rel)
+                con.execute(
+                    f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [name, kind, str(backbone), int(dim), str(recipe), parent_name, rel, sha, size, *values,
+                     schema.utcnow(), command if command is not None else " ".join(sys.argv), "ready"])
+        except AlreadyExists:  # another process won the name: the folder is now its
+            tmp.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            try:
+                folder.rmdir()  # only succeeds when nothing was placed
+            except OSError:
+                pass
+            raise
+        return self.get_version(name)
+
+    def get_version(self, name_or_alias: str) -> Version:
+        with self._read() as con:
+            return version_in(con, name_or_alias)
+
+    def list_versions(self, include_deleted: bool = False) -> list[Version]:
+        where = "" if include_deleted else "WHERE status = 'ready'"
+        with self._read() as con:
+            rows = con.execute(f"SELECT {VERSION_COLUMNS} FROM versions {where} ORDER BY created, name").fetchall()
+        return [version_from_row(r) for r in rows]
+
+    def resolve(self, name_or_alias: str) -> str:
+        with self._read() as con:
+            return resolve_in(con, name_or_alias)
+
+    def lineage(self, name: str) -> list[Version]:
+        """``name``, its parent, grandparent, ... (parents cannot be removed while children exist)."""
+        chain: list[Version] = []
+        with self._read() as con:
+            v = version_in(con, name)
+            while True:
+                chain.append(v)
+                if v.parent is None or any(c.name == v.parent for c in chain):
+                    return chain
+                row = con.execute(f"SELECT {VERSION_COLUMNS} FROM versions WHERE name = ?", [v.parent]).fetchone()
+                if row is None:
+                    return chain
+                v = version_from_row(row)
+
+    def artifact_path(self, name: str, verify: bool = True) -> Path:
+        """The artifact file of a version, checked to exist and (by default) to match its sha256."""
+        v = self.get_version(name)
+        path = self.root / v.artifact
+        if not path.is_file():
+            raise IntegrityError(f"artifact {path} of version '{v.name}' is missing",
+                                 hint="restore it from a backup; `harmony registry verify` lists every problem")
+        if verify:
+            actual = artifacts.sha256_file(path)
+            if actual != v.sha256:
+                raise IntegrityError(
+                    f"artifact {path} of version '{v.name}' was altered: sha256 {actual[:12]}... "
+                    f"!= recorded {v.sha256[:12]}...",
+                    hint="restore the original file; a changed model must be registered under a new name")
+        return path
+
+    def load_checkpoint(self, name: str) -> dict:
+        """The verified checkpoint of a version, loaded on CPU with torch's safe loader."""
+        import torch
+
+        return torch.load(self.artifact_path(name, verify=True), map_location="cpu", weights_only=True)
+
+    def remove_version(self, name: str) -> None:
+        """Mark a version deleted and delete its artifact; refused while anything refers to it."""
+        with self._write() as con:
+            target = resolve_in(con, name)
+            if target != name:
+                raise InUse(f"'{name}' is an alias of '{target}'", hint=f"`harmony registry alias rm {name}`")
+            for (alias,) in con.execute("SELECT alias FROM aliases WHERE version = ?", [name]).fetchall():
+                raise InUse(f"version '{name}' is the target of alias '{alias}'",
+                            hint=f"`harmony registry alias rm {alias}` or point it at another version")
+            for (gallery,) in con.execute("SELECT name FROM galleries WHERE version = ?", [name]).fetchall():
+                raise InUse(f"version '{name}' serves gallery '{gallery}'",
+                            hint="migrate the gallery to another version or remove it first")
+            for mid, gallery in con.execute(
+                    "SELECT id, gallery FROM migrations WHERE (source = ? OR target = ?) "
+                    "AND state NOT IN ('rolled_back', 'failed')", [name, name]).fetchall():
+                raise InUse(f"version '{name}' is part of migration #{mid} of gallery '{gallery}'",
+                            hint="finish or roll back the migration, or remove the gallery")
+            for (child,) in con.execute(
+                    "SELECT name FROM versions WHERE parent = ? AND status = 'ready'", [name]).fetchall():
+                raise InUse(f"version '{name}' is the parent of version '{child}'",
+                            hint=f"remove version '{child}' first: `harmony registry rm {child}`")
+            con.execute("UPDATE versions SET status = 'deleted' WHERE name = ?", [name])
+        artifacts.remove_folder(self.root / "artifacts" / name)
+
+    # -- aliases --------------------------------------------------------------------------------
+
+    def set_alias(self, alias: str, version: str) -> None:
+        """Point ``alias`` at a version (creating or moving it); an alias of an alias resolves now."""
+        check_name(alias, "alias")
+        with self._write() as con:
+            if con.execute("SELECT 1 FROM versions WHERE name = ?", [alias]).fetchone():
+                raise InvalidInput(f"alias '{alias}' would shadow the version of that name",
+                                   hint="choose another alias name")
+            target = resolve_in(con, version)
+            con.execute("INSERT INTO aliases VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE "
+                        "SET version = excluded.version, updated = excluded.updated",
+                        [alias, target, schema.utcnow()])
+
+    def remove_alias(self, alias: str) -> None:
+        with self._write() as con:
+            if not con.execute("SELECT 1 FROM aliases WHERE alias = ?", [alias]).fetchone():
+                raise NotFound(f"no alias named '{alias}'", hint="see `harmony registry alias list`")
+            con.execute("DELETE FROM aliases WHERE alias = ?", [alias])
+
+    def aliases(self) -> dict[str, str]:
+        with self._read() as con:
+            return dict(con.execute("SELECT alias, version FROM aliases ORDER BY alias").fetchall())
+
+    # -- evaluations and compatibility (catalog.py) ------------------------------------------------
+
+    def record_evaluation(self, version: str, dataset: str, metrics: Mapping[str, Any],
+                          against: str | None = None) -> int:
+        with self._write() as con:
+            return catalog.record_evaluation(con, version, dataset, metrics, against)
+
+    def evaluations(self, version: str | None = None) -> list[dict[str, Any]]:
+        with self._read() as con:
+            return catalog.evaluations(con, version)
+
+    def record_compatibility(self, new: str, old: str, dataset: str, far: float, table: Mapping[str, Any],
+                             compatible: bool) -> None:
+        with self._write() as con:
+            catalog.record_compatibility(con, new, old, dataset, far, table, compatible)
+
+    def compatibility(self, new: str, old: str) -> list[Compat]:
+        with self._read() as con:
+            return catalog.compatibility(con, new, old)
+
+    def verdict(self, new: str, old: str, far: float) -> bool | None:
+        with self._read() as con:
+            return catalog.verdict(con, new, old, far)
+
+    # -- galleries and migrations (galleries.py) ---------------------------------------------------
+
+    def add_gallery(self, name: str, *, version: str, path: Path | str, far: float = 1e-3, codec: str = "flat",
+                    meta: Mapping[str, Any] | None = None) -> Gallery:
+        with self._write() as con:
+            return galleries.add_gallery(con, name, version, path, far, codec, meta)
+
+    def get_gallery(self, name: str) -> Gallery:
+        with self._read() as con:
+            return galleries.get_gallery(con, name)
+
+    def list_galleries(self) -> list[Gallery]:
+        with self._read() as con:
+            return galleries.list_galleries(con)
+
+    def update_gallery(self, name: str, **fields: Any) -> Gallery:
+        with self._write() as con:
+            return galleries.update_gallery(con, name, fields)
+
+    def remove_gallery(self, name: str) -> None:
+        with self._write() as con:
+            galleries.remove_gallery(con, name)
+
+    def add_migration(self, gallery: str, source: str, target: str, plan: Mapping[str, Any]) -> Migration:
+        with self._write() as con:
+            return galleries.add_migration(con, gallery, source, target, plan)
+
+    def update_migration(self, mid: int, *, state: str | None = None, cursor: int | None = None,
+                         counts: Mapping[str, Any] | None = None,
+                         report: Mapping[str, Any] | None = None) -> Migration:
+        with self._write() as con:
+            return galleries.update_migration(con, mid, state, cursor, counts, report)
+
+    def get_migration(self, mid: int) -> Migration:
+        with self._read() as con:
+            return galleries.get_migration(con, mid)
+
+    def migrations(self, gallery: str | None = None) -> list[Migration]:
+        with self._read() as con:
+            return galleries.migrations(con, gallery)
+
+    def active_migration(self, gallery: str) -> Migration | None:
+        with self._read() as con:
+            return galleries.active_migration(con, gallery)
+
+    # -- maintenance (maintenance.py) ----------------------------------------------------------------
+
+    def verify(self, name: str | None = None) -> list[VerifyResult]:
+        """Re-hash artifacts: ok | missing | altered per version, plus orphan folders and files."""
+        versions = [self.get_version(name)] if name is not None else self.list_versions()
+        results = [maintenance.verify_version(self.root, v) for v in versions]
+        if name is None:
+            results += maintenance.orphans(self.root, versions)
+        return results
+
+    def export(self, out_dir: Path | str, format: str = "parquet") -> list[Path]:
+        """Write every table to ``out_dir`` (one file per table) as parquet or JSON."""
+        with self._read() as con:
+            return maintenance.export(con, Path(out_dir), format)
+
+    def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        """Run read-only SQL against the catalog; returns (column names, rows)."""
+        with self._read() as con:
+            try:
+                cur = con.execute(sql, params or [])
+            except duckdb.Error as err:
+                raise InvalidInput(f"query failed: {str(err).splitlines()[0]}",
+                                   hint="only read-only SQL (SELECT, DESCRIBE, SHOW) over the registry tables works") from None
+            if cur.description is None:
+                return [], []
+            return [d[0] for d in cur.description], cur.fetchall()

@@ -1,0 +1,97 @@
+"""The LightningModule: one embedder, one objective, one optimiser schedule.
+
+The objective is a plain function ``(module, batch) -> loss`` so base (triplet) and harmonic
+training share everything else. ``trainable="head"`` freezes the backbone (BatchNorm included) and
+trains only the embedding layer, as harmonic stage 1 does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import numpy as np
+import torch
+
+from harmony.models.embedder import Embedder
+from harmony.recipe import TrainSpec
+
+Objective = Callable[["EmbeddingModule", dict, torch.Tensor], torch.Tensor]
+
+
+def make_optimizer(params, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
+    if name == "adagrad":  # FaceNet's choice
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "cosine":
+            t = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
+            return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
+        if schedule == "step":
+            return 0.1 ** int(3 * step / max(total, 1))
+        return 1.0
+
+    return f
+
+
+class EmbeddingModule(L.LightningModule):
+    def __init__(self, model: Embedder, train: TrainSpec, objective: Objective, total_steps: int,
+                 lr: float | None = None, trainable: str = "all", val_images: np.ndarray | None = None,
+                 val_labels: np.ndarray | None = None, val_far: float = 1e-3):
+        super().__init__()
+        self.model, self.spec, self.objective = model, train, objective
+        self.total_steps, self.lr = total_steps, lr if lr is not None else train.lr
+        self.trainable = trainable
+        self.val_images, self.val_labels, self.val_far = val_images, val_labels, val_far
+        self.history: list[dict] = []
+        if trainable == "head":
+            for p in self.model.body.parameters():
+                p.requires_grad_(False)
+
+    def on_train_epoch_start(self) -> None:
+        if self.trainable == "head":
+            self.model.body.eval()  # frozen BatchNorm statistics
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if self.trainable == "head":
+            with torch.no_grad():
+                f = self.model.features(x)
+            return self.model.embed_features(f)
+        return self.model(x)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        emb = self.embed(batch["x"])
+        loss = self.objective(self, batch, emb)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(emb))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        if self.val_images is None or self.trainer.sanity_checking:
+            return
+        from harmony.metrics import val_at_far
+        from harmony.models.encode import encode_array
+
+        emb = encode_array(self.model, self.val_images, device=str(self.device))
+        r = val_at_far(emb, self.val_labels, far=self.val_far)
+        self.log("val/val_at_far", r.val, prog_bar=True)
+        self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val": r.val,
+                             "loss": float(self.trainer.callback_metrics.get("train/loss_epoch", float("nan")))})
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        t = self.spec
+        opt = make_optimizer(params, t.optimizer, self.lr, t.weight_decay, t.momentum)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.schedule, self.total_steps, t.warmup_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

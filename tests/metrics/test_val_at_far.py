@@ -1,0 +1,247 @@
+"""val_at_far against explicit pair enumeration (exact data: bit-for-bit equality)."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pytest
+from _metrics_twins import brute_pairs, brute_val, exact_embeddings, random_embeddings
+
+from harmony.errors import InvalidInput
+from harmony.metrics import MetricsWarning, ValAtFar, val_at_far, val_far_curve
+from harmony.metrics import _blocked
+from harmony.metrics.val_at_far import _val_at_far_from_pairs, far_to_k
+
+FARS = [1e-4, 1e-3, 0.01, 0.05, 0.3, 0.999, 1.0]  # 1e-4: f * n_diff < 1; 1.0: k >= n_diff
+
+
+@pytest.fixture(scope="module")
+def exact():
+    # 25 identities x 5 images; duplicate vectors across identities create zero-distance diff pairs
+    emb, lab = exact_embeddings(25, 5, seed=3)
+    emb[7] = emb[60]
+    emb[8] = emb[61]
+    return emb, lab
+
+
+@pytest.fixture(scope="module")
+def exact_cross(exact):
+    emb, lab = exact
+    other, _ = exact_embeddings(25, 5, seed=4)
+    return emb, other, lab
+
+
+def _check(got: ValAtFar, same, diff, far):
+    val, t, afar, ta, fa = brute_val(same, diff, far)
+    assert (got.val, got.threshold, got.achieved_far) == (val, t, afar)
+    assert (got.n_true_accepts, got.n_false_accepts) == (ta, fa)
+    assert (got.n_same, got.n_diff) == (len(same), len(diff))
+    assert got.achieved_far <= far
+    assert got.zero_false_accepts == (far * len(diff) < 1)
+
+
+def _quiet(*args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricsWarning)
+        return val_at_far(*args, **kw)
+
+
+@pytest.mark.parametrize("block", [4096, 16, 7])
+@pytest.mark.parametrize("max_kept", [_blocked.MAX_KEPT, 3])  # 3: histogram mode
+def test_one_set_matches_brute_force(exact, block, max_kept, monkeypatch):
+    monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+    emb, lab = exact
+    same, diff = brute_pairs(emb, lab)
+    got = _quiet(emb, lab, FARS, block_size=block)
+    for g, f in zip(got, FARS):
+        _check(g, same, diff, f)
+
+
+@pytest.mark.parametrize("block", [4096, 16, 7])
+@pytest.mark.parametrize("max_kept", [_blocked.MAX_KEPT, 3])
+def test_cross_version_matches_brute_force(exact_cross, block, max_kept, monkeypatch):
+    monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+    a, b, lab = exact_cross
+    same, diff = brute_pairs(a, lab, gallery=b)
+    assert len(same) == 25 * 5 * 4  # ordered pairs i != j, the same image is not a pair
+    got = _quiet(a, lab, FARS, gallery=b, block_size=block)
+    for g, f in zip(got, FARS):
+        _check(g, same, diff, f)
+
+
+def test_ties_at_threshold_are_rejected():
+    v = np.eye(4, dtype=np.float32)
+    emb = np.stack([v[0], v[0], v[0], v[1]])  # same pair (0,1) at D=0; diff pairs (0,2), (1,2) at D=0
+    lab = np.array([0, 0, 1, 1])
+    r = _quiet(emb, lab, 0.2)  # n_diff = 4, k = 0, t* = 0
+    assert (r.threshold, r.val, r.n_false_accepts) == (0.0, 0.0, 0)
+    r = _quiet(emb, lab, 0.5)  # k = 2: t* = third smallest diff distance = 2.0
+    assert (r.threshold, r.n_false_accepts, r.val) == (2.0, 2, 1 / 2)
+
+
+def test_heavy_ties_match_brute_force():
+    emb, lab = exact_embeddings(12, 6, seed=5, d=4)  # d=4: few distinct distances, ties everywhere
+    same, diff = brute_pairs(emb, lab)
+    for g, f in zip(_quiet(emb, lab, FARS, block_size=5), FARS):
+        _check(g, same, diff, f)
+
+
+def test_multi_far_equals_single_calls(exact):
+    emb, lab = exact
+    assert _quiet(emb, lab, FARS) == [_quiet(emb, lab, f) for f in FARS]
+
+
+def test_identical_gallery_gives_one_set_figures(exact):
+    emb, lab = exact
+    one, cross = _quiet(emb, lab, FARS), _quiet(emb, lab, FARS, gallery=emb.copy())
+    assert [(r.val, r.threshold) for r in one] == [(r.val, r.threshold) for r in cross]
+
+
+def test_cross_symmetry(exact_cross):
+    a, b, lab = exact_cross
+    assert [(r.val, r.threshold) for r in _quiet(a, lab, FARS, gallery=b)] == \
+        [(r.val, r.threshold) for r in _quiet(b, lab, FARS, gallery=a)]
+
+
+def test_random_data_matches_float32_twin():
+    emb, lab = random_embeddings(40, 6, seed=0)
+    d = np.maximum(np.float32(2) - np.float32(2) * (emb @ emb.T), np.float32(0))
+    iu = np.triu_indices(len(lab), 1)
+    s = lab[iu[0]] == lab[iu[1]]
+    same, diff = d[iu][s].tolist(), d[iu][~s].tolist()
+    for g, f in zip(_quiet(emb, lab, FARS, block_size=50), FARS):
+        val, t, afar, _, _ = brute_val(same, diff, f)
+        assert g.val == val and g.achieved_far == afar
+        assert g.threshold == pytest.approx(t, rel=1e-6, abs=1e-6)
+
+
+def test_torch_elementwise_path_matches_numpy(exact_cross, monkeypatch):
+    """The GPU code path (torch element-wise ops), run on CPU tensors."""
+    a, b, lab = exact_cross
+    codes = lab.astype(np.int64)
+    for max_kept in (_blocked.MAX_KEPT, 3):
+        monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+        for gal in (None, b):
+            ks = [0, 5, 400]
+            w_np = _blocked.scan_pairs(a, gal, codes, ks, block_size=16, device="cpu")
+            w_t = _blocked.scan_pairs(a, gal, codes, ks, block_size=16, device="cpu", elementwise="torch")
+            for (x, px), (y, py) in zip(w_np, w_t):
+                assert px == py
+                assert np.array_equal(np.sort(x.same_d), np.sort(y.same_d))
+                assert np.array_equal(x.diff_d, y.diff_d)
+                assert (x.same_below, x.diff_below) == (y.same_below, y.diff_below)
+
+
+def test_zero_false_accepts_warns(exact):
+    emb, lab = exact
+    with pytest.warns(MetricsWarning, match="zero false accepts"):
+        r = val_at_far(emb, lab, 1e-5)
+    assert r.zero_false_accepts and r.n_false_accepts == 0
+
+
+def test_far_to_k_uses_the_written_decimal():
+    assert far_to_k(0.29, 100) == 29  # 0.29 * 100 == 28.999999999999996 in binary floats
+    assert far_to_k(1e-3, 999) == 0 and far_to_k(1e-3, 1000) == 1
+    assert far_to_k(1.0, 7) == 7
+
+
+def test_explicit_pairs_rule_windowed_equals_plain():
+    rng = np.random.default_rng(2)
+    same, diff = rng.random(50).astype(np.float32), rng.random(400).astype(np.float32)
+    plain = _val_at_far_from_pairs(same, diff, [0.01, 0.1])
+    lo = np.sort(diff)[2]  # window [lo, inf): counts below lo are passed in instead
+    win = _val_at_far_from_pairs(same[same >= lo], diff[diff >= lo], [0.01, 0.1], n_same=50, n_diff=400,
+                                 same_below=int((same < lo).sum()), diff_below=2)
+    assert plain == win
+
+
+def test_string_labels(exact):
+    emb, lab = exact
+    names = np.array([f"person_{i}" for i in lab])
+    assert _quiet(emb, names, FARS) == _quiet(emb, lab, FARS)
+
+
+def test_curve_is_val_at_far_pointwise(exact):
+    emb, lab = exact
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricsWarning)
+        fars, vals = val_far_curve(emb, lab)
+        assert fars.shape == (31,) and fars[0] == 1e-5 and fars[-1] == 1.0
+        assert 1e-3 in fars.tolist() and 1e-2 in fars.tolist()
+        assert np.all(np.diff(vals) >= 0) and vals[-1] == 1.0
+        assert vals.tolist() == [r.val for r in val_at_far(emb, lab, list(fars))]
+
+
+def test_as_dict_is_json(exact):
+    emb, lab = exact
+    d = [r.as_dict() for r in _quiet(emb, lab, [1e-3, 1.0])]
+    assert d[1]["threshold"] is None and math.isfinite(d[0]["threshold"])
+    json.dumps(d, allow_nan=False)
+
+
+def test_non_unit_vectors_warn(exact):
+    emb, lab = exact
+    with pytest.warns(MetricsWarning, match="not unit-norm"):
+        _quiet_unit = val_at_far(emb * 1.01, lab, 0.01)
+    assert _quiet_unit.n_same == 25 * 10
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(probe=np.zeros(5, np.float32)), "2-D"),
+    (dict(probe_labels=np.zeros(7)), "entries for"),
+    (dict(far=0.0), "outside"),
+    (dict(far=1.5), "outside"),
+    (dict(far=float("nan")), "outside"),
+    (dict(far=[]), "no FAR"),
+    (dict(probe_labels=np.arange(6)), "no same-identity"),
+    (dict(probe_labels=np.zeros(6)), "no different-identity"),
+    (dict(gallery=np.ones((6, 3), np.float32)), "differs from probe shape"),
+    (dict(gallery=np.ones((5, 4), np.float32)), "differs from probe shape"),
+    (dict(gallery_labels=np.array([0, 0, 0, 1, 1, 2])), "gallery_labels differ"),
+    (dict(block_size=0), "block_size"),
+    (dict(device="tpu"), "unknown device"),
+])
+def test_invalid_input(kwargs, match):
+    base = dict(probe=np.eye(6, 4, dtype=np.float32) + 0.0, probe_labels=np.array([0, 0, 1, 1, 2, 2]),
+                far=1e-3, gallery=None, gallery_labels=None)
+    base["probe"][4:] = np.eye(4, dtype=np.float32)[:2]
+    if "gallery_labels" in kwargs:
+        base["gallery"] = base["probe"]
+    base.update(kwargs)
+    with pytest.raises(InvalidInput, match=match):
+        _quiet(base.pop("probe"), base.pop("probe_labels"), base.pop("far"), **base)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_rejected(exact, bad):
+    emb, lab = exact
+    e = emb.copy()
+    e[3, 1] = bad
+    with pytest.raises(InvalidInput, match="NaN or inf"):
+        val_at_far(e, lab)
+    with pytest.raises(InvalidInput, match="NaN or inf"):
+        val_at_far(emb, lab, gallery=e)
+
+
+def test_cuda_without_gpu_is_an_error(exact):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(InvalidInput, match="no CUDA"):
+        val_at_far(*exact, device="cuda")
+
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu(exact_cross, monkeypatch):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no GPU")
+    a, b, lab = exact_cross
+    for max_kept in (_blocked.MAX_KEPT, 3):
+        monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+        for gal in (None, b):
+            assert _quiet(a, lab, FARS, gallery=gal, device="cuda", block_size=16) == \
+                _quiet(a, lab, FARS, gallery=gal, block_size=16)

@@ -1,0 +1,95 @@
+"""Migration rows: every (from, to) state pair is checked against the transitions written out by
+hand from DESIGN section 6, through the real registry."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from harmony.errors import InUse, InvalidInput, NotFound
+
+STATES = ["planned", "backfilling", "ready", "swapped", "rolled_back", "failed"]
+# Written independently of records.TRANSITIONS: the happy path, planned->ready when there is
+# nothing to backfill, backfilling->backfilling for cursor updates, rollback from ready or swapped,
+# failed from every state that is not finished.
+ALLOWED = {
+    ("planned", "backfilling"), ("backfilling", "ready"), ("ready", "swapped"), ("swapped", "rolled_back"),
+    ("planned", "ready"), ("backfilling", "backfilling"), ("ready", "rolled_back"),
+    ("planned", "failed"), ("backfilling", "failed"), ("ready", "failed"), ("swapped", "failed"),
+}
+PATH_TO = {"planned": [], "backfilling": ["backfilling"], "ready": ["ready"], "swapped": ["ready", "swapped"],
+           "rolled_back": ["ready", "rolled_back"], "failed": ["failed"]}
+
+
+@pytest.fixture()
+def two_versions(add):
+    add("v1")
+    add("v2")
+
+
+def test_every_transition(reg, two_versions):
+    for i, (src, dst) in enumerate(itertools.product(STATES, STATES)):
+        gallery = f"g{i}"
+        reg.add_gallery(gallery, version="v1", path=f"galleries/{gallery}")
+        mid = reg.add_migration(gallery, "v1", "v2", {"mode": "mixed"}).id
+        for step in PATH_TO[src]:
+            reg.update_migration(mid, state=step)
+        assert reg.get_migration(mid).state == src
+        if (src, dst) in ALLOWED:
+            assert reg.update_migration(mid, state=dst).state == dst, (src, dst)
+        else:
+            with pytest.raises(InvalidInput, match=f"cannot go from {src} to {dst}"):
+                reg.update_migration(mid, state=dst)
+            assert reg.get_migration(mid).state == src
+
+
+def test_cursor_counts_report(reg, two_versions):
+    reg.add_gallery("faces", version="v1", path="galleries/faces")
+    m = reg.add_migration("faces", "v1", "v2", {"mixed": True, "batches": 3})
+    assert (m.state, m.plan, m.cursor, m.counts, m.report) == ("planned", {"mixed": True, "batches": 3}, None, {}, {})
+    m = reg.update_migration(m.id, state="backfilling", cursor=0, counts={"total": 30, "done": 0})
+    for done in (10, 20, 30):
+        m = reg.update_migration(m.id, state="backfilling", cursor=done, counts={"total": 30, "done": done})
+    assert (m.cursor, m.counts) == (30, {"total": 30, "done": 30})
+    m = reg.update_migration(m.id, state="ready", report={"val": {"v1-v1": 0.9}})
+    assert m.updated >= m.created and m.report == {"val": {"v1-v1": 0.9}}
+    for bad in (-1, 1.5, "3", True):
+        with pytest.raises(InvalidInput, match="cursor"):
+            reg.update_migration(m.id, cursor=bad)
+    with pytest.raises(InvalidInput, match="unknown migration state"):
+        reg.update_migration(m.id, state="done")
+    m = reg.update_migration(m.id, state="swapped")
+    m = reg.update_migration(m.id, state="rolled_back")
+    with pytest.raises(InvalidInput, match="final"):
+        reg.update_migration(m.id, cursor=5)
+    assert reg.update_migration(m.id, report={"note": "rolled back by hand"}).report == {"note": "rolled back by hand"}
+    with pytest.raises(NotFound):
+        reg.get_migration(999)
+
+
+def test_one_active_migration_per_gallery(reg, two_versions):
+    reg.add_gallery("faces", version="v1", path="p")
+    reg.add_gallery("other", version="v1", path="q")
+    assert reg.active_migration("faces") is None
+    first = reg.add_migration("faces", "v1", "v2", {})
+    other = reg.add_migration("other", "v1", "v2", {})
+    assert reg.active_migration("faces") == first
+    with pytest.raises(InUse, match=f"#{first.id}"):
+        reg.add_migration("faces", "v1", "v2", {})
+    with pytest.raises(InUse, match="migration"):
+        reg.remove_gallery("faces")
+    reg.update_migration(first.id, state="ready")
+    assert reg.active_migration("faces").state == "ready"
+    reg.update_migration(first.id, state="swapped")
+    assert reg.active_migration("faces") is None
+    second = reg.add_migration("faces", "v2", "v1", {})
+    assert [m.id for m in reg.migrations("faces")] == [first.id, second.id]
+    assert [m.id for m in reg.migrations()] == [first.id, other.id, second.id]
+    with pytest.raises(InvalidInput, match="both"):
+        reg.add_migration("other", "v1", "v1", {})
+    with pytest.raises(NotFound):
+        reg.add_migration("nope", "v1", "v2", {})
+    reg.update_migration(second.id, state="failed")
+    reg.remove_gallery("faces")
+    assert reg.migrations("faces") == []
