@@ -141,10 +141,14 @@ class GalleryStore:
 
     @property
     def active_version(self) -> str:
+        """The version searches use by default (re-read: another process may have swapped)."""
+        self.refresh()
         return self._meta["active"]
 
     @property
     def previous_version(self) -> str | None:
+        """The version rollback returns to, while its index exists."""
+        self.refresh()
         return self._meta["previous"]
 
     @property

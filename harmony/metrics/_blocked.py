@@ -184,7 +184,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
             tau = float(kept.max())
             diff_parts, n_kept = [kept], kept.shape[0]
             same = _cat(same_parts)
-            same_parts = [same[same < tau]]
+            same_parts = [same[same < tau - 0.01]]
     if n_kept < m:
         raise RuntimeError(f"internal: scan kept {n_kept} different pairs, needed {m}")
     diff = _numpy(_smallest(_cat(diff_parts), m))

@@ -116,13 +116,12 @@ class BackfillDir:
         buf = io.BytesIO()
         np.savez(buf, ids=ids.astype(np.int64), seqs=seqs.astype(np.int64), vectors=vectors,
                  failed_ids=failed_ids.astype(np.int64), failed_seqs=failed_seqs.astype(np.int64))
+        with atomic_writer(self.path / _segment_name(cursor.n_segments)) as f:
+            f.write(buf.getvalue())
         new = replace(cursor, n_segments=cursor.n_segments + 1, last_seq=int(last_seq),
                       n_embedded=cursor.n_embedded + int(ids.shape[0]),
                       n_failed=cursor.n_failed + int(failed_ids.shape[0]), updated=_now())
         write_json_atomic(self.path / CURSOR, asdict(new))
-        import time; time.sleep(0.005)
-        with atomic_writer(self.path / _segment_name(cursor.n_segments)) as f:
-            f.write(buf.getvalue())
         return new
 
     def load(self, cursor: Cursor, vectors: bool = True) -> Segments:

@@ -38,6 +38,14 @@ def default_root(root: Path | str | None = None) -> Path:
     return Path(env) if env else Path("registry")
 
 
+def command_line() -> str:
+    """The command that is running, as a user would type it (recorded as ``created_by``)."""
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if prog == "__main__.py":
+        prog = "python -m harmony"
+    return " ".join([prog, *sys.argv[1:]])
+
+
 class Registry:
     """Store API over the DuckDB catalog; see the module docstring for the guarantees."""
 
@@ -111,7 +119,7 @@ class Registry:
                 con.execute(
                     f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, kind, str(backbone), int(dim), str(recipe), parent_name, rel, sha, size, *values,
-                     schema.utcnow(), command if command is not None else " ".join(sys.argv), "ready"])
+                     schema.utcnow(), command if command is not None else command_line(), "ready"])
         except AlreadyExists:  # another process won the name: the folder is now its
             tmp.unlink(missing_ok=True)
             raise

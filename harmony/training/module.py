@@ -49,13 +49,17 @@ def lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
 class EmbeddingModule(L.LightningModule):
     def __init__(self, model: Embedder, train: TrainSpec, objective: Objective, total_steps: int,
                  lr: float | None = None, trainable: str = "all", val_images: np.ndarray | None = None,
-                 val_labels: np.ndarray | None = None, val_far: float = 1e-3):
+                 val_labels: np.ndarray | None = None, val_far: float = 1e-3,
+                 feature_cache: torch.Tensor | None = None):
         super().__init__()
         self.model, self.spec, self.objective = model, train, objective
         self.total_steps, self.lr = total_steps, lr if lr is not None else train.lr
         self.trainable = trainable
         self.val_images, self.val_labels, self.val_far = val_images, val_labels, val_far
         self.history: list[dict] = []
+        # head-only training on a frozen body without augmentation: backbone features of every
+        # training image are computed once, so a step costs one linear layer
+        self.feature_cache = feature_cache
         if trainable == "head":
             for p in self.model.body.parameters():
                 p.requires_grad_(False)
@@ -64,7 +68,9 @@ class EmbeddingModule(L.LightningModule):
         if self.trainable == "head":
             self.model.body.eval()  # frozen BatchNorm statistics
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        if self.trainable == "head" and self.feature_cache is not None and idx is not None:
+            return self.model.embed_features(self.feature_cache[idx.cpu()].to(self.device))
         if self.trainable == "head":
             with torch.no_grad():
                 f = self.model.features(x)
@@ -72,7 +78,7 @@ class EmbeddingModule(L.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        emb = self.embed(batch["x"])
+        emb = self.embed(batch["x"], batch.get("idx"))
         loss = self.objective(self, batch, emb)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(emb))
         return loss

@@ -16,6 +16,7 @@ from harmony.metrics import _blocked
 from harmony.metrics.val_at_far import _val_at_far_from_pairs, far_to_k
 
 FARS = [1e-4, 1e-3, 0.01, 0.05, 0.3, 0.999, 1.0]  # 1e-4: f * n_diff < 1; 1.0: k >= n_diff
+SMALL = [1e-4, 1e-3, 0.01, 0.02]  # the largest target sets how much is kept: small ones prune early
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +52,26 @@ def _quiet(*args, **kw):
 
 @pytest.mark.parametrize("block", [4096, 16, 7])
 @pytest.mark.parametrize("max_kept", [_blocked.MAX_KEPT, 3])  # 3: histogram mode
-def test_one_set_matches_brute_force(exact, block, max_kept, monkeypatch):
+@pytest.mark.parametrize("fars", [FARS, SMALL])
+def test_one_set_matches_brute_force(fars, exact, block, max_kept, monkeypatch):
     monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
     emb, lab = exact
     same, diff = brute_pairs(emb, lab)
-    got = _quiet(emb, lab, FARS, block_size=block)
-    for g, f in zip(got, FARS):
+    got = _quiet(emb, lab, fars, block_size=block)
+    for g, f in zip(got, fars):
         _check(g, same, diff, f)
 
 
 @pytest.mark.parametrize("block", [4096, 16, 7])
 @pytest.mark.parametrize("max_kept", [_blocked.MAX_KEPT, 3])
-def test_cross_version_matches_brute_force(exact_cross, block, max_kept, monkeypatch):
+@pytest.mark.parametrize("fars", [FARS, SMALL])
+def test_cross_version_matches_brute_force(fars, exact_cross, block, max_kept, monkeypatch):
     monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
     a, b, lab = exact_cross
     same, diff = brute_pairs(a, lab, gallery=b)
     assert len(same) == 25 * 5 * 4  # ordered pairs i != j, the same image is not a pair
-    got = _quiet(a, lab, FARS, gallery=b, block_size=block)
-    for g, f in zip(got, FARS):
+    got = _quiet(a, lab, fars, gallery=b, block_size=block)
+    for g, f in zip(got, fars):
         _check(g, same, diff, f)
 
 
@@ -106,13 +109,15 @@ def test_cross_symmetry(exact_cross):
         [(r.val, r.threshold) for r in _quiet(b, lab, FARS, gallery=a)]
 
 
-def test_random_data_matches_float32_twin():
-    emb, lab = random_embeddings(40, 6, seed=0)
+@pytest.mark.parametrize("n_ids, block", [(40, 50), (80, 20)])  # (80, 20): 300+ tiles, mostly pruned
+@pytest.mark.parametrize("fars", [FARS, SMALL])
+def test_random_data_matches_float32_twin(fars, n_ids, block):
+    emb, lab = random_embeddings(n_ids, 6, seed=0)
     d = np.maximum(np.float32(2) - np.float32(2) * (emb @ emb.T), np.float32(0))
     iu = np.triu_indices(len(lab), 1)
     s = lab[iu[0]] == lab[iu[1]]
     same, diff = d[iu][s].tolist(), d[iu][~s].tolist()
-    for g, f in zip(_quiet(emb, lab, FARS, block_size=50), FARS):
+    for g, f in zip(_quiet(emb, lab, fars, block_size=block), fars):
         val, t, afar, _, _ = brute_val(same, diff, f)
         assert g.val == val and g.achieved_far == afar
         assert g.threshold == pytest.approx(t, rel=1e-6, abs=1e-6)

@@ -66,10 +66,9 @@ def test_busy_when_another_process_holds_the_lock(tmp_path, monkeypatch, make_ck
         return result
 
     monkeypatch.setattr(artifacts, "stage_copy", stage_then_lock)
-    start = time.monotonic()
     with pytest.raises(Busy, match="registry is busy: another harmony process is writing") as err:
         reg.add_version("v1", kind="base", artifact=make_ckpt(), backbone="tiny", dim=16)
-    assert time.monotonic() - start < 4.0 and "timeout" in err.value.hint
+    assert "timeout" in err.value.hint
     assert not (reg.root / "artifacts" / "v1").exists()  # the staged temp file and its folder were removed
     with pytest.raises(Busy):
         reg.list_versions()  # reads wait for the writer too
@@ -103,15 +102,17 @@ def test_kill_at_random_times(tmp_path):
     printed: set[str] = set()
     for round_ in range(3):
         p = _spawn("add-loop", root, f"r{round_}", 1000, 4_000_000, 20)
-        assert p.stdout.readline().startswith("ok ")  # it is running and has committed once
+        first = p.stdout.readline()
+        assert first.startswith("ok ")  # it is running and has committed once
         time.sleep(rng.uniform(0.0, 0.4))
         p.send_signal(signal.SIGKILL)
         out, _ = p.communicate(timeout=60)
+        out = first + out
         printed |= {line.split()[1] for line in out.split("\n") if line.startswith("ok ")}
         reg = Registry.open(root)
         names = {v.name for v in reg.list_versions()}
         assert printed <= names  # every acknowledged add survived
-        assert len(names - printed) <= round_ + 1  # at most the one in flight per kill
+        assert len(names - printed) <= 1  # at most the add in flight when killed
         statuses = _statuses(reg)
         assert set(statuses) <= {"ok", "orphan"}, statuses
         assert set(statuses["ok"]) == names
@@ -121,3 +122,21 @@ def test_kill_at_random_times(tmp_path):
         src.write_bytes(b"x")
         reg.add_version(name, kind="base", artifact=src, backbone="tiny", dim=16)
     assert set(_statuses(reg)) == {"ok"}
+
+
+def test_threads_of_one_process_share_the_registry(tmp_path):
+    """Threads serialise on a per-file lock instead of colliding inside one DuckDB instance."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reg = Registry.open(tmp_path / "registry")
+    src = tmp_path / "w.pt"
+    src.write_bytes(b"w" * 1000)
+
+    def work(i: int) -> str:
+        reg.add_version(f"t{i}", kind="base", artifact=src, backbone="tiny", dim=16)
+        reg.record_evaluation(f"t{i}", "d", {"i": i})
+        return reg.get_version(f"t{i}").name
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(work, range(8))) == sorted(f"t{i}" for i in range(8))
+    assert len(reg.list_versions()) == 8 and len(reg.evaluations()) == 8

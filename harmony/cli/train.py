@@ -1,0 +1,103 @@
+"""`harmony train`: base FaceNet models and harmonic (backward-compatible) upgrades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harmony.cli.common import RegistryOpt, console, handle_errors, registry_root
+
+app = typer.Typer(help="Train embedding models and register them as versions.", no_args_is_help=True)
+
+RecipeOpt = Annotated[Path, typer.Option("--recipe", "-r", help="YAML recipe (see recipes/).")]
+NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the new embedding version.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Override the recipe's seed.")]
+EpochsOpt = Annotated[Optional[int], typer.Option("--max-epochs", min=1, help="Override train.epochs.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _setup_logging(quiet: bool) -> None:
+    import logging
+    import warnings
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+
+
+def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]):
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("held-out identities")
+    for name in columns:
+        t.add_column(name, justify="right")
+    for f in fars:
+        t.add_row(f"VAL@FAR={f:g}", *[f"{c.get(f'val@{f:g}', float('nan')):.3f}" for c in columns.values()])
+    return t
+
+
+@app.command("base")
+@handle_errors
+def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: EpochsOpt = None,
+         registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
+    """Train a FaceNet model (triplet loss, online semi-hard mining) and register it.
+
+    Example: harmony train base --recipe recipes/base-tiny.yaml --name v1
+    """
+    from harmony.recipe import load_recipe
+    from harmony.training.base import train_base
+
+    _setup_logging(quiet)
+    r = load_recipe(recipe).override(**{"seed": seed, "train.epochs": max_epochs})
+    res = train_base(r, name, registry_root(registry), progress=not quiet)
+    console.print(_metrics_table(f"{name}: {r.model.backbone}, {res.metrics['train_seconds']:.0f} s training",
+                                 {name: res.metrics, "raw pixels": res.baseline}, r.eval.fars))
+    console.print(f"registered version [bold]{name}[/] in {registry_root(registry)} (run folder {res.run_dir})")
+
+
+@app.command("harmonic")
+@handle_errors
+def harmonic(
+    recipe: RecipeOpt,
+    name: NameOpt,
+    old: Annotated[str, typer.Option("--from", help="The frozen old version (v1) to stay compatible with.")],
+    init: Annotated[Optional[str], typer.Option("--init", help="Start from this registered version (usually a stronger "
+                                                "independently trained v2-base); default: a fresh network.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="harmonic (FaceNet appendix) or bct "
+                                                  "(Shen et al. 2020); default from the recipe.")] = None,
+    require_compatible: Annotated[bool, typer.Option("--require-compatible", help="Exit non-zero (and record no "
+                                                     "compatibility) unless VAL(v2->v1) >= VAL(v1,v1) at every FAR.")] = False,
+    seed: SeedOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a v2 whose embeddings are directly comparable with --from's, and register it.
+
+    Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2
+    """
+    from harmony.recipe import load_recipe
+    from harmony.training.harmonic import train_harmonic
+
+    _setup_logging(quiet)
+    r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
+    res = train_harmonic(r, name, old, init, registry_root(registry), progress=not quiet,
+                         require_compatible=require_compatible)
+    console.print(res.extra["report_table"])
+    if res.extra.get("baselines_table") is not None:
+        console.print(res.extra["baselines_table"])
+    verdict = res.extra["compatible"]
+    console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "
+                  + ("[green]yes[/]" if all(verdict.values()) else
+                     ", ".join(f"FAR {f:g}: {'yes' if v else 'no'}" for f, v in verdict.items())))
+    if require_compatible and not all(verdict.values()):
+        console.print(f"[red]--require-compatible: {name} is not compatible with {old}; compatibility not recorded[/]")
+        raise typer.Exit(1)

@@ -1,0 +1,203 @@
+"""`harmony train harmonic`: a v2 embedding directly comparable with a frozen v1.
+
+v2 starts from ``--init`` (an independently trained, usually stronger model) with a fresh
+embedding layer. Stage 1 trains only that layer (on cached backbone features, so it is cheap);
+stage 2 optionally fine-tunes the whole network at a lower rate. Both use the harmonic triplet
+loss over the union of v1 and v2 embeddings of each batch, plus the pull onto v1's identity
+prototypes (``harmonic.prototype_weight``; 0 is the paper's loss), or BCT's influence loss with
+``--method bct``. v1 is frozen and training images are not augmented, so v1's embeddings of the
+training set are computed once and cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harmony.data.datamodule import FaceDataModule, eval_set
+from harmony.data.datasets import ArrayFaces
+from harmony.data.synthetic import render
+from harmony.errors import InvalidInput
+from harmony.losses import bct_influence_loss, harmonic_triplet_loss, triplet_loss
+from harmony.models.embedder import Embedder
+from harmony.models.encode import encode_array
+from harmony.recipe import Recipe
+from harmony.training.module import EmbeddingModule
+from harmony.training.runner import (TrainResult, make_trainer, refuse_existing, register, run_dir_for, seed_all,
+                                     spec_from_recipe)
+
+log = logging.getLogger(__name__)
+
+
+def dataset_images(ds, batch: int = 1024):
+    """Yield the training images in order as (n, H, W, 3) uint8 chunks (in memory or from disk)."""
+    if isinstance(ds, ArrayFaces):
+        for a in range(0, len(ds), batch):
+            yield ds.images[a : a + batch]
+        return
+    for a in range(0, len(ds), batch):
+        items = [ds[i] for i in range(a, min(a + batch, len(ds)))]
+        yield torch.stack([it["x"] for it in items]).permute(0, 2, 3, 1).numpy()
+
+
+def v1_targets(old_encoder, dm: FaceDataModule, recipe: Recipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """v1 embeddings of every training image (N, d) and v1 prototypes per identity (n_ids, d).
+
+    A prototype is the L2-normalised mean v1 embedding of an identity. For synthetic data it
+    averages ``prototype_renders`` images (rendering extra ones beyond the training images)."""
+    t0 = time.time()
+    old = np.concatenate([old_encoder.encode(x) for x in dataset_images(dm.train_set)])
+    labels = dm.train_labels
+    n_ids = int(labels.max()) + 1
+    sums = np.zeros((n_ids, old.shape[1]), np.float64)
+    np.add.at(sums, labels, old)
+    counts = np.bincount(labels, minlength=n_ids)
+    extra = recipe.harmonic.prototype_renders - recipe.data.per_identity
+    if recipe.data.source == "synthetic" and extra > 0:
+        ids = np.repeat(np.arange(n_ids), extra)
+        ims = np.tile(np.arange(recipe.data.per_identity, recipe.data.per_identity + extra), n_ids)
+        from harmony.data.datamodule import synth_config
+
+        for a in range(0, len(ids), 4096):
+            e = old_encoder.encode(render(ids[a : a + 4096], ims[a : a + 4096], "train", synth_config(recipe.data)))
+            np.add.at(sums, ids[a : a + 4096], e)
+        counts = counts + extra
+    protos = sums / np.maximum(counts, 1)[:, None]
+    protos /= np.linalg.norm(protos, axis=1, keepdims=True) + 1e-12
+    log.info("v1 embeddings of %d training images cached (v1 is frozen and training images are not augmented), "
+             "%d prototypes, %.1f s", len(old), n_ids, time.time() - t0)
+    return torch.from_numpy(old), torch.from_numpy(protos.astype(np.float32))
+
+
+def backbone_features(model: Embedder, ds, batch: int = 512) -> torch.Tensor:
+    """Frozen-body features of every training image, for the head-only stage."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for x in dataset_images(ds, batch):
+            out.append(model.features(torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)).float())
+    return torch.cat(out)
+
+
+def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor):
+    h, t = recipe.harmonic, recipe.train
+
+    def harmonic(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:
+        idx, y = batch["idx"].cpu(), batch["y"]
+        old = old_train[idx].to(new.device)
+        p = protos[y.cpu()].to(new.device) if h.prototype_weight > 0 else None
+        return harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight)
+
+    def bct(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:
+        y = batch["y"]
+        return triplet_loss(new, y, t.margin, t.mining) + h.bct_weight * bct_influence_loss(
+            new, y, protos.to(new.device), h.bct_scale)
+
+    return harmonic if h.method == "harmonic" else bct
+
+
+def _stage(model, recipe, objective, steps, lr, trainable, dm, run_dir, progress, feature_cache=None):
+    t = recipe.train
+    spe = min(steps, t.steps_per_epoch)
+    epochs = math.ceil(steps / spe)
+    t = replace(t, steps_per_epoch=spe, epochs=epochs)
+    dm.train_spec = t
+    module = EmbeddingModule(model, t, objective, total_steps=epochs * spe, lr=lr, trainable=trainable,
+                             val_images=dm.val.images, val_labels=dm.val.labels, val_far=min(recipe.eval.fars),
+                             feature_cache=feature_cache)
+    trainer = make_trainer(t, run_dir / trainable if run_dir else Path("."), epochs, progress=progress,
+                           checkpoints=run_dir is not None, logger=run_dir is not None)
+    trainer.fit(module, datamodule=dm)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return module.history
+
+
+def fit_harmonic(recipe: Recipe, old_encoder, init_model: Embedder | None, progress: bool = True,
+                 run_dir: Path | None = None) -> tuple[Embedder, list]:
+    """Train v2 against a frozen v1 encoder; returns (v2 model, history). No registry involved."""
+    seed_all(recipe.seed)
+    h = recipe.harmonic
+    dm = FaceDataModule(recipe.data, recipe.train, recipe.seed)
+    dm.setup("fit")
+    if recipe.train.hflip:
+        raise InvalidInput("train.hflip is not supported for harmonic training: v1's training-set embeddings are "
+                           "cached, which needs un-augmented images", hint="set train.hflip: false")
+    old_train, protos = v1_targets(old_encoder, dm, recipe)
+    dim = old_train.shape[1]
+    if init_model is None:
+        model = Embedder(replace(spec_from_recipe(recipe), dim=dim))
+        head_steps, full_steps = 0, h.head_steps + h.full_steps  # a random body has nothing to freeze
+    else:
+        model = init_model
+        if model.dim != dim or h.reinit_head:
+            model.spec = replace(model.spec, dim=dim)
+            model.head = torch.nn.Linear(model.head.in_features, dim)
+            model.reset_head(recipe.seed)
+        head_steps, full_steps = h.head_steps, h.full_steps
+    objective = make_objective(recipe, old_train, protos)
+    history = []
+    if head_steps:
+        feats = backbone_features(model, dm.train_set)
+        history += _stage(model, recipe, objective, head_steps, h.head_lr, "head", dm, run_dir, progress, feats)
+    if full_steps:
+        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run_dir, progress)
+    return model.eval(), history
+
+
+def compat_reports(old_encoder, new_model: Embedder, init_model: Embedder | None, recipe: Recipe,
+                   old_name: str, new_name: str, init_name: str | None):
+    """Held-out 2x2 tables: v1 vs v2, and v1 vs the independent init model (the baseline)."""
+    from harmony.metrics import compatibility_report
+
+    test = eval_set(recipe.data, "test")
+    old_emb = old_encoder.encode(test.images)
+    new_emb = encode_array(new_model, test.images, recipe.eval.batch_size)
+    rep = compatibility_report(old_emb, new_emb, test.labels, fars=recipe.eval.fars, old_name=old_name, new_name=new_name)
+    base = None
+    if init_model is not None:
+        init_emb = encode_array(init_model, test.images, recipe.eval.batch_size)
+        base = compatibility_report(old_emb, init_emb, test.labels, fars=recipe.eval.fars, old_name=old_name,
+                                    new_name=init_name)
+    return rep, base, test.key
+
+
+def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, registry_root=None, progress: bool = True,
+                   require_compatible: bool = False) -> TrainResult:
+    from harmony.models.loading import load_embedder, load_encoder
+    from harmony.registry import Registry
+
+    reg = Registry.open(registry_root)
+    refuse_existing(reg, name)
+    old_v = reg.get_version(old)
+    old_encoder = load_encoder(reg, old_v.name)
+    init_model = load_embedder(reg, init) if init else None
+    init_copy = load_embedder(reg, init) if init else None  # untouched, for the baseline row
+    run_dir = run_dir_for(reg.root, name)
+    (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    t0 = time.time()
+    model, history = fit_harmonic(recipe, old_encoder, init_model, progress, run_dir)
+    train_s = time.time() - t0
+    rep, base, key = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
+    verdict = {r.far: r.compatible for r in rep.rows}
+    metrics = {f"val@{r.far:g}": r.new_new for r in rep.rows} | {"train_seconds": round(train_s, 1)}
+    register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
+             meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run_dir), "eval_set": key})
+    reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
+    if not require_compatible or all(verdict.values()):
+        for r in rep.rows:
+            reg.record_compatibility(name, old_v.name, key, r.far, r.table(), r.compatible)
+    if base is not None:
+        for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
+            reg.record_compatibility(init, old_v.name, key, r.far, r.table(), r.compatible)
+    extra = {"report": rep.as_dict(), "report_table": rep.to_rich_table(title=f"{name} vs {old_v.name} (held-out)"),
+             "baselines": base.as_dict() if base else None,
+             "baselines_table": base.to_rich_table(title=f"baseline: independent {init} vs {old_v.name}") if base else None,
+             "compatible": verdict}
+    return TrainResult(name, metrics, {}, history, time.time() - t0, str(run_dir), extra)
