@@ -1,0 +1,42 @@
+"""Shared fixtures: a micro recipe that trains in seconds, and a fresh registry root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+MICRO = {
+    "name": "micro",
+    "seed": 0,
+    "data": {"source": "synthetic", "image_size": 32, "train_identities": 24, "per_identity": 4,
+             "val_identities": 8, "test_identities": 10, "eval_per_identity": 4},
+    "model": {"backbone": "small_cnn", "backbone_args": {"widths": [8, 16]}, "dim": 16},
+    "train": {"epochs": 1, "steps_per_epoch": 3, "p": 4, "k": 4, "optimizer": "adam", "lr": 0.01, "log_every": 1},
+    "harmonic": {"head_steps": 2, "full_steps": 2, "prototype_renders": 4},
+    "eval": {"fars": [0.1, 0.01]},
+}
+
+
+def write_recipe(path: Path, **sections) -> Path:
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in MICRO.items()}
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw[key] = {**raw.get(key, {}), **value}
+        else:
+            raw[key] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture
+def micro_recipe(tmp_path) -> Path:
+    return write_recipe(tmp_path / "micro.yaml")
+
+
+@pytest.fixture
+def registry_root(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "registry"
+    monkeypatch.setenv("HARMONY_REGISTRY", str(root))
+    return root

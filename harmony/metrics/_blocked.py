@@ -8,7 +8,7 @@ needs, as :class:`Window` objects:
   different-pair distances and every same-pair distance below the running bound ``tau`` (the
   m-th smallest different-pair distance seen so far). Values at or above ``tau`` can never
   change the m smallest values nor be accepted. Once ``tau`` is finite, a tile is filtered on the
-  raw dot products (``g > 1 - tau/2 - 1e-6``, a safe superset) before any distance is formed,
+  raw dot products (``g > dot_bound(tau)``, a safe superset) before any distance is formed,
   so a tile costs one matmul, one compare and a gather of the few candidates.
 * histogram mode (large FAR targets, where ``m`` values would not fit): pass 1 counts different
   and same pairs per bin of the float32 bit pattern (top 20 bits, order-preserving for
@@ -33,6 +33,7 @@ import numpy as np
 MAX_KEPT = 1 << 24  # most different-pair distances kept in smallest mode (64 MiB of float32)
 N_BINS = 1 << 19  # float32 >= 0 shifted right by 12: every finite value lands below 2**19
 _BIN_SHIFT = 12
+REDUCE_SLACK = 1 << 16  # smallest mode re-selects when it holds max(2 m, m + slack) candidates
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,15 @@ def _bins(d: Any) -> Any:
 
 def _numpy(x: Any) -> np.ndarray:
     return x if _is_np(x) else x.cpu().numpy()
+
+
+def dot_bound(tau: float) -> float:
+    """A dot-product bound: every float32 g with max(2 - 2g, 0) < tau has g > dot_bound(tau).
+
+    2 - 2g rounds once (2g is exact), by at most 2**-23 near 2; the 1e-6 margin absorbs that
+    and the rounding of the bound itself to float32.
+    """
+    return 1.0 - tau / 2.0 + 1e-5
 
 
 def _smallest(x: Any, m: int) -> Any:
@@ -153,7 +163,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
     diff_parts: list = []
     same_parts: list = []
     n_kept = 0
-    reduce_at = max(2 * m, m + (1 << 20))
+    reduce_at = max(2 * m, m + REDUCE_SLACK)
     for i0, i1, j0, j1 in tiles:
         valid = tiles.valid(i0, i1, j0, j1)
         if math.isinf(tau):
@@ -165,7 +175,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
                 same_v, diff_v = d[eq], d[~eq]
         else:
             flat = tiles.dots(i0, i1, j0, j1).reshape(-1)
-            idx = tiles.above(flat, 1.0 - tau / 2.0 - 1e-6)
+            idx = tiles.above(flat, dot_bound(tau))
             w = j1 - j0
             r = idx // w
             c = idx - r * w
@@ -184,7 +194,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
             tau = float(kept.max())
             diff_parts, n_kept = [kept], kept.shape[0]
             same = _cat(same_parts)
-            same_parts = [same[same < tau - 0.01]]
+            same_parts = [same[same < tau]]
     if n_kept < m:
         raise RuntimeError(f"internal: scan kept {n_kept} different pairs, needed {m}")
     diff = _numpy(_smallest(_cat(diff_parts), m))

@@ -186,18 +186,22 @@ def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, regist
     train_s = time.time() - t0
     rep, base, key = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
     verdict = {r.far: r.compatible for r in rep.rows}
-    metrics = {f"val@{r.far:g}": r.new_new for r in rep.rows} | {"train_seconds": round(train_s, 1)}
+    metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
     register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
              meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run_dir), "eval_set": key})
     reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
     if not require_compatible or all(verdict.values()):
         for r in rep.rows:
-            reg.record_compatibility(name, old_v.name, key, r.far, r.table(), r.compatible)
+            reg.record_compatibility(name, old_v.name, key, r.far, r.as_dict(), r.compatible)
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
-            reg.record_compatibility(init, old_v.name, key, r.far, r.table(), r.compatible)
-    extra = {"report": rep.as_dict(), "report_table": rep.to_rich_table(title=f"{name} vs {old_v.name} (held-out)"),
-             "baselines": base.as_dict() if base else None,
-             "baselines_table": base.to_rich_table(title=f"baseline: independent {init} vs {old_v.name}") if base else None,
-             "compatible": verdict}
+            reg.record_compatibility(init, old_v.name, key, r.far, r.as_dict(), r.compatible)
+    table = rep.to_rich_table()
+    table.title = f"{name} vs {old_v.name} on held-out identities ({key})"
+    base_table = None
+    if base is not None:
+        base_table = base.to_rich_table()
+        base_table.title = f"baseline: independently trained {init} vs {old_v.name}"
+    extra = {"report": rep.as_dict(), "report_table": table, "baselines": base.as_dict() if base else None,
+             "baselines_table": base_table, "compatible": verdict}
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run_dir), extra)

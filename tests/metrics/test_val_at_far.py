@@ -35,6 +35,13 @@ def exact_cross(exact):
     return emb, other, lab
 
 
+@pytest.fixture(autouse=True, params=["default", "eager"])
+def _reduce_slack(request, monkeypatch):
+    """eager: re-select the kept distances as often as possible, so the bound tightens mid-scan."""
+    if request.param == "eager":
+        monkeypatch.setattr(_blocked, "REDUCE_SLACK", 0)
+
+
 def _check(got: ValAtFar, same, diff, far):
     val, t, afar, ta, fa = brute_val(same, diff, far)
     assert (got.val, got.threshold, got.achieved_far) == (val, t, afar)
@@ -138,6 +145,18 @@ def test_torch_elementwise_path_matches_numpy(exact_cross, monkeypatch):
                 assert np.array_equal(np.sort(x.same_d), np.sort(y.same_d))
                 assert np.array_equal(x.diff_d, y.diff_d)
                 assert (x.same_below, x.diff_below) == (y.same_below, y.diff_below)
+
+
+def test_dot_bound_keeps_every_candidate():
+    """Pruning on dot products never drops a pair whose float32 distance is below tau."""
+    for tau in [0.0, 1e-7, 0.05, 0.5, 0.9999, 1.0, 1.3, 2.0, 3.7, 4.0]:
+        g0 = np.float32(1 - tau / 2)
+        g = (g0.view(np.int32) + np.arange(-20000, 20001, dtype=np.int32)).view(np.float32)  # ulp sweep
+        g = g[np.abs(g) <= 1]
+        d = np.maximum(np.float32(2) - np.float32(2) * g, np.float32(0))
+        below = d < np.float32(tau)
+        assert below.any() or tau == 0.0
+        assert np.all(g[below] > np.float32(_blocked.dot_bound(tau))), tau
 
 
 def test_zero_false_accepts_warns(exact):

@@ -32,7 +32,7 @@ def _statuses(reg: Registry) -> dict[str, list[str]]:
 def test_concurrent_writers(tmp_path):
     root = tmp_path / "registry"
     Registry.open(root)
-    procs = [_spawn("add-loop", root, prefix, 12, 64_000, 20) for prefix in ("a", "b")]
+    procs = [_spawn("add-loop", root, prefix, 10, 64_000, 20) for prefix in ("a", "b")]
     reg = Registry.open(root)
     seen = 0
     while any(p.poll() is None for p in procs):  # a third process reads while they write
@@ -48,10 +48,10 @@ def test_concurrent_writers(tmp_path):
         lines += out.split("\n")
     ok = {line.split()[1] for line in lines if line.startswith("ok ")}
     busy = {line.split()[1] for line in lines if line.startswith("busy ")}
-    assert len(ok) + len(busy) == 24
+    assert len(ok) + len(busy) == 20
     assert {v.name for v in reg.list_versions()} == ok
     assert _statuses(reg) == {"ok": sorted(ok)}
-    assert len(ok) >= 20, f"too many Busy with a 20 s timeout: {sorted(busy)}"
+    assert len(ok) >= 16, f"too many Busy with a 20 s timeout: {sorted(busy)}"
 
 
 def test_busy_when_another_process_holds_the_lock(tmp_path, monkeypatch, make_ckpt):
