@@ -84,7 +84,7 @@ def dot_bound(tau: float) -> float:
     2 - 2g rounds once (2g is exact), by at most 2**-23 near 2; the 1e-6 margin absorbs that
     and the rounding of the bound itself to float32.
     """
-    return 1.0 - tau / 2.0 + 1e-5
+    return 1.0 - tau / 2.0 - 1e-6
 
 
 def _smallest(x: Any, m: int) -> Any:

@@ -1,0 +1,99 @@
+"""Semi-hard triplet loss (forward + backward): harmony's O(B^2) miner vs references.
+
+References: a TF-reference-style O(B^3) semi-hard loss in torch (bench/reference_losses.py) and
+pytorch-metric-learning's TripletMarginMiner("semihard") + TripletMarginLoss (a different
+reduction; timed for speed only). Batches are P identities x K images, d = 128. Peak memory is
+measured in a fresh subprocess (ru_maxrss growth). Run: ``python bench/bench_triplet.py [--full]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "triplet.json"
+MEM_LIMIT_GB = 16.0
+
+
+def _batch(p: int, k: int):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    e = torch.nn.functional.normalize(torch.randn(p * k, 128, generator=g), dim=1)
+    return e, torch.arange(p).repeat_interleave(k)
+
+
+def _worker(impl: str, p: int, k: int) -> dict:
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harmony.losses import triplet_loss
+
+    e0, y = _batch(p, k)
+    if impl == "harmony":
+        fn = lambda e: triplet_loss(e, y)  # noqa: E731
+    elif impl == "tf_style":
+        from reference_losses import tf_style_semihard
+
+        fn = lambda e: tf_style_semihard(e, y)  # noqa: E731
+    else:
+        from pytorch_metric_learning import losses, miners
+
+        miner, loss = miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard"), losses.TripletMarginLoss(0.2)
+        fn = lambda e: loss(e, y, miner(e, y))  # noqa: E731
+    warm = _batch(4, 4)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times, val = [], None
+    for _ in range(3):
+        e = e0.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        out = fn(e)
+        out.backward()
+        times.append(time.perf_counter() - t0)
+        val = float(out)
+    del warm
+    return {"seconds": min(times), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base,
+            "loss": val}
+
+
+def measure(impl: str, p: int, k: int) -> dict:
+    b = p * k
+    if impl == "tf_style" and 4 * 4 * b**3 / 1e9 > MEM_LIMIT_GB:
+        return {"skipped": f"needs ~{4 * 4 * b**3 / 1e9:.0f} GB (B^3 float32 tensors)"}
+    code = f"import json,sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); " \
+           f"from bench_triplet import _worker; print(json.dumps(_worker({impl!r}, {p}, {k})))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1200)
+    if r.returncode != 0:
+        return {"skipped": f"failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}"}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool = True) -> dict:
+    shapes = [(32, 8), (45, 20), (45, 40)] if quick else [(32, 8), (45, 20), (45, 40), (90, 40)]
+    rows = []
+    for p, k in shapes:
+        ours = measure("harmony", p, k)
+        for ref in ("tf_style", "pml"):
+            r = measure(ref, p, k)
+            rows.append({"batch": f"{p}x{k}={p * k}", "reference": ref, "ours_s": ours["seconds"],
+                         "ours_peak_mb": ours["peak_mb"], "ours_loss": ours["loss"],
+                         "ref_s": r.get("seconds"), "ref_peak_mb": r.get("peak_mb"), "ref_loss": r.get("loss"),
+                         "speedup": r["seconds"] / ours["seconds"] if "seconds" in r else None,
+                         "note": r.get("skipped", "")})
+    out = {"benchmark": "triplet", "machine": {"cpus": os.cpu_count()}, "rows": rows}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--full", action="store_true")
+    for r in run(quick=not ap.parse_args().full)["rows"]:
+        print(r)

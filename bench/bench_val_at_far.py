@@ -1,0 +1,184 @@
+"""VAL@FAR: harmony's exact blocked scan vs sklearn.metrics.roc_curve on the full distance vector.
+
+Data: N structured random embeddings (N/10 identities x 10 images, d=128, Gaussian centre +
+1.5 x Gaussian noise, L2-normalised), same seed for both sides. Pairs: all i < j.
+Each measurement runs in a fresh subprocess that reports its wall time and its peak RSS growth
+(``ru_maxrss`` after the timed work minus ``ru_maxrss`` after imports, data and a warm-up), so
+torch's allocations count as well as numpy's. The reference builds the condensed float32
+distance vector block by block (no n x n matrix) and calls ``roc_curve(same, -D,
+drop_intermediate=False)``; VAL@FAR = max TPR with FPR <= FAR. Both must agree within one
+same pair's share (1 / n_same).
+
+Run: ``python bench/bench_val_at_far.py`` (N = 5k, 20k) or ``--full`` (adds 50k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FARS = (1e-3, 1e-2)
+RESULTS = Path(__file__).resolve().parent / "results" / "val_at_far.json"
+REF_LIMIT_GB = 8.0
+
+
+def make_embeddings(n: int, d: int = 128, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n // 10), 10)[:n]
+    x = rng.standard_normal((n // 10, d)).astype(np.float32)[labels]
+    x += 1.5 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), labels
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _worker_ours(n: int, repeats: int) -> dict:
+    import torch  # noqa: F401  (loaded before the baseline: its libraries are not the scan's memory)
+
+    from harmony.metrics import val_at_far
+
+    x, lab = make_embeddings(n)
+    wx, wl = make_embeddings(2000, seed=1)
+    val_at_far(wx, wl, list(FARS))  # warm-up: thread pools, MKL kernels
+    base = _maxrss_mb()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = val_at_far(x, lab, list(FARS))
+        times.append(time.perf_counter() - t0)
+    return {"seconds": min(times), "seconds_all": times, "peak_mb": _maxrss_mb() - base, "base_mb": base,
+            "val": [r.val for r in res], "threshold": [r.threshold for r in res],
+            "n_same": res[0].n_same, "n_diff": res[0].n_diff}
+
+
+def _worker_reference(n: int) -> dict:
+    from sklearn.metrics import roc_curve
+
+    x, lab = make_embeddings(n)
+    roc_curve([0, 1, 0, 1], [0.1, 0.4, 0.35, 0.8])  # warm-up imports
+    base = _maxrss_mb()
+    t0 = time.perf_counter()
+    n_pairs = n * (n - 1) // 2
+    dist = np.empty(n_pairs, dtype=np.float32)
+    same = np.empty(n_pairs, dtype=bool)
+    pos = 0
+    for i0 in range(0, n, 1024):  # condensed vector, row block by row block
+        i1 = min(n, i0 + 1024)
+        g = x[i0:i1] @ x[i0:].T
+        d = np.maximum(np.float32(2) - np.float32(2) * g, np.float32(0))
+        s = lab[i0:i1, None] == lab[None, i0:]
+        for r in range(i1 - i0):
+            row = slice(r + 1, None)
+            m = n - (i0 + r) - 1
+            dist[pos:pos + m] = d[r, row]
+            same[pos:pos + m] = s[r, row]
+            pos += m
+    t1 = time.perf_counter()
+    fpr, tpr, thr = roc_curve(same, -dist, drop_intermediate=False)
+    vals = [float(tpr[fpr <= f].max()) for f in FARS]
+    t2 = time.perf_counter()
+    return {"seconds": t2 - t0, "distance_seconds": t1 - t0, "roc_seconds": t2 - t1,
+            "peak_mb": _maxrss_mb() - base, "base_mb": base, "val": vals, "n_same": int(same.sum())}
+
+
+def _spawn(kind: str, n: int, repeats: int = 3) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--n", str(n), "--repeats", str(repeats)]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        return {"error": f"exit {p.returncode}: {p.stderr.strip().splitlines()[-1:] or ''}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024 ** 2
+    return float("nan")
+
+
+def run(quick: bool = True) -> dict:
+    """Measure both sides for N = 5k, 20k (and 50k unless quick); write results JSON."""
+    sizes = [5_000, 20_000] if quick else [5_000, 20_000, 50_000]
+    rows = []
+    ref_bytes_per_pair = None
+    for n in sizes:
+        pairs = n * (n - 1) // 2
+        ours = _spawn("ours", n, repeats=3 if n <= 20_000 else 1)
+        row = {"n": n, "pairs": pairs, "ours": ours}
+        need_gb = None if ref_bytes_per_pair is None else ref_bytes_per_pair * pairs / 1e9
+        if need_gb is not None and need_gb > min(REF_LIMIT_GB, 0.7 * _available_gb()):
+            row["reference"] = {"skipped": f"would need ~{need_gb:.1f} GB (> {REF_LIMIT_GB:g} GB limit "
+                                           f"or 70% of {_available_gb():.1f} GB available)"}
+        else:
+            ref = _spawn("reference", n)
+            row["reference"] = ref
+            if "peak_mb" in ref:
+                ref_bytes_per_pair = ref["peak_mb"] * 2 ** 20 / pairs
+        ref = row["reference"]
+        if "val" in ref and "val" in ours:
+            row["speedup"] = ref["seconds"] / ours["seconds"]
+            row["memory_ratio"] = ref["peak_mb"] / max(ours["peak_mb"], 1e-9)
+            tol = 1.0 / ours["n_same"]
+            row["val_match"] = all(abs(a - b) <= tol for a, b in zip(ours["val"], ref["val"]))
+        rows.append(row)
+    out = {"benchmark": "val_at_far", "fars": list(FARS), "quick": quick, "rows": rows,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "processor": platform.processor() or platform.machine()},
+           "method": "fresh subprocess per measurement; seconds = wall time (ours: best of repeats); "
+                     "peak_mb = ru_maxrss growth over the post-warm-up baseline"}
+    import torch
+
+    out["machine"]["torch_threads"] = torch.get_num_threads()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+    return out
+
+
+def print_table(out: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"VAL@FAR {out['fars']}: harmony val_at_far vs sklearn roc_curve")
+    for h in ("N", "pairs", "ours s", "ref s", "speedup", "ours peak MB", "ref peak MB", "VAL@1e-3 ours / ref", "match"):
+        t.add_column(h, justify="right")
+    for r in out["rows"]:
+        o, ref = r["ours"], r["reference"]
+        if "error" in o:
+            t.add_row(str(r["n"]), f"{r['pairs']:.2e}", o["error"], "", "", "", "", "", "")
+            continue
+        ref_ok = "val" in ref
+        t.add_row(f"{r['n']:,}", f"{r['pairs']:.2e}", f"{o['seconds']:.2f}",
+                  f"{ref['seconds']:.1f}" if ref_ok else ref.get("skipped", ref.get("error", "")),
+                  f"{r['speedup']:.0f}x" if ref_ok else "-", f"{o['peak_mb']:.0f}",
+                  f"{ref['peak_mb']:.0f}" if ref_ok else "-",
+                  f"{o['val'][0]:.4f} / {ref['val'][0]:.4f}" if ref_ok else f"{o['val'][0]:.4f}",
+                  str(r.get("val_match", "-")))
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="also N = 50k (reference skipped if > 8 GB)")
+    ap.add_argument("--worker", choices=["ours", "reference"], help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker == "ours":
+        print(json.dumps(_worker_ours(a.n, a.repeats)))
+    elif a.worker == "reference":
+        print(json.dumps(_worker_reference(a.n)))
+    else:
+        print_table(run(quick=not a.full))
