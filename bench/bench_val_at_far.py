@@ -107,39 +107,62 @@ def _available_gb() -> float:
     return float("nan")
 
 
+def _measure(n: int, ref_bytes_per_pair: float | None) -> dict:
+    """Ours and the reference at one size; the reference is skipped when it would not fit."""
+    pairs = n * (n - 1) // 2
+    ours = _spawn("ours", n, repeats=3 if n <= 20_000 else 1)
+    need_gb = None if ref_bytes_per_pair is None else ref_bytes_per_pair * pairs / 1e9
+    avail = _available_gb()
+    limit = 0.7 * avail if n <= 20_000 else min(REF_LIMIT_GB, 0.7 * avail)  # 5k, 20k: always if it fits
+    if need_gb is not None and need_gb > limit:
+        ref = {"skipped": f"reference skipped: it would need ~{need_gb:.0f} GB (extrapolated from the previous size; "
+                          f"limit {limit:.1f} GB, {avail:.1f} GB available)"}
+    else:
+        ref = _spawn("reference", n)
+    return {"n": n, "pairs": pairs, "ours": ours, "reference": ref}
+
+
+def _flat(d: dict) -> dict:
+    """One flat row per size (bench/run.py renders rows as a markdown table)."""
+    o, r = d["ours"], d["reference"]
+    row = {"n": d["n"], "pairs": d["pairs"], "ours_s": o.get("seconds"), "ref_s": r.get("seconds"),
+           "speedup": None, "ours_peak_mb": o.get("peak_mb"), "ref_peak_mb": r.get("peak_mb"),
+           "val_1e-3_ours": (o.get("val") or [None])[0], "val_1e-3_ref": (r.get("val") or [None])[0],
+           "val_1e-2_ours": (o.get("val") or [None, None])[1], "val_1e-2_ref": (r.get("val") or [None, None])[1],
+           "val_match": None, "note": o.get("error") or r.get("skipped") or r.get("error") or ""}
+    if "val" in o and "val" in r:
+        row["speedup"] = r["seconds"] / o["seconds"]
+        tol = 1.0 / o["n_same"]  # one same pair's share
+        row["val_match"] = all(abs(a - b) <= tol for a, b in zip(o["val"], r["val"]))
+    return row
+
+
 def run(quick: bool = True) -> dict:
     """Measure both sides for N = 5k, 20k (and 50k unless quick); write results JSON."""
-    sizes = [5_000, 20_000] if quick else [5_000, 20_000, 50_000]
-    rows = []
-    ref_bytes_per_pair = None
-    for n in sizes:
-        pairs = n * (n - 1) // 2
-        ours = _spawn("ours", n, repeats=3 if n <= 20_000 else 1)
-        row = {"n": n, "pairs": pairs, "ours": ours}
-        need_gb = None if ref_bytes_per_pair is None else ref_bytes_per_pair * pairs / 1e9
-        if need_gb is not None and need_gb > min(REF_LIMIT_GB, 0.7 * _available_gb()):
-            row["reference"] = {"skipped": f"would need ~{need_gb:.1f} GB (> {REF_LIMIT_GB:g} GB limit "
-                                           f"or 70% of {_available_gb():.1f} GB available)"}
-        else:
-            ref = _spawn("reference", n)
-            row["reference"] = ref
-            if "peak_mb" in ref:
-                ref_bytes_per_pair = ref["peak_mb"] * 2 ** 20 / pairs
-        ref = row["reference"]
-        if "val" in ref and "val" in ours:
-            row["speedup"] = ref["seconds"] / ours["seconds"]
-            row["memory_ratio"] = ref["peak_mb"] / max(ours["peak_mb"], 1e-9)
-            tol = 1.0 / ours["n_same"]
-            row["val_match"] = all(abs(a - b) <= tol for a, b in zip(ours["val"], ref["val"]))
-        rows.append(row)
-    out = {"benchmark": "val_at_far", "fars": list(FARS), "quick": quick, "rows": rows,
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "processor": platform.processor() or platform.machine()},
-           "method": "fresh subprocess per measurement; seconds = wall time (ours: best of repeats); "
-                     "peak_mb = ru_maxrss growth over the post-warm-up baseline"}
     import torch
 
-    out["machine"]["torch_threads"] = torch.get_num_threads()
+    sizes = [5_000, 20_000] if quick else [5_000, 20_000, 50_000]
+    load_before = os.getloadavg()
+    details, bytes_per_pair = [], None
+    for n in sizes:
+        d = _measure(n, bytes_per_pair)
+        if "peak_mb" in d["reference"]:
+            bytes_per_pair = d["reference"]["peak_mb"] * 2 ** 20 / d["pairs"]
+        details.append(d)
+    rows = [_flat(d) for d in details]
+    load = [load_before[0], os.getloadavg()[0]]
+    done = [r for r in rows if r["speedup"] is not None]
+    summary = ("; ".join(f"N={r['n']:,}: {r['ours_s']:.2f} s vs {r['ref_s']:.0f} s ({r['speedup']:.0f}x), "
+                         f"peak {r['ours_peak_mb']:.0f} MB vs {r['ref_peak_mb']:.0f} MB, same VAL: {r['val_match']}"
+                         for r in done)
+               + f". {os.cpu_count()} CPUs, load average {load[0]:.1f} -> {load[1]:.1f} (shared machine).")
+    out = {"benchmark": "val_at_far", "fars": list(FARS), "quick": quick, "summary": summary, "rows": rows,
+           "details": details,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                       "processor": platform.processor() or platform.machine(),
+                       "torch_threads": torch.get_num_threads(), "load_avg_1m_before_after": load},
+           "method": "fresh subprocess per measurement; seconds = wall time (ours: best of repeats); "
+                     "peak_mb = ru_maxrss growth over the post-warm-up baseline"}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=2) + "\n")
@@ -151,27 +174,28 @@ def print_table(out: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"VAL@FAR {out['fars']}: harmony val_at_far vs sklearn roc_curve")
-    for h in ("N", "pairs", "ours s", "ref s", "speedup", "ours peak MB", "ref peak MB", "VAL@1e-3 ours / ref", "match"):
+    t = Table(title=f"VAL@FAR {out['fars']}: val_at_far vs sklearn roc_curve")
+    for h in ("N", "ours s", "ref s", "speedup", "ours MB", "ref MB", "VAL@1e-3", "same VAL"):
         t.add_column(h, justify="right")
+    notes = []
     for r in out["rows"]:
-        o, ref = r["ours"], r["reference"]
-        if "error" in o:
-            t.add_row(str(r["n"]), f"{r['pairs']:.2e}", o["error"], "", "", "", "", "", "")
+        if r["note"]:
+            notes.append(f"N={r['n']:,}: {r['note']}")
+        if r["ours_s"] is None:
             continue
-        ref_ok = "val" in ref
-        t.add_row(f"{r['n']:,}", f"{r['pairs']:.2e}", f"{o['seconds']:.2f}",
-                  f"{ref['seconds']:.1f}" if ref_ok else ref.get("skipped", ref.get("error", "")),
-                  f"{r['speedup']:.0f}x" if ref_ok else "-", f"{o['peak_mb']:.0f}",
-                  f"{ref['peak_mb']:.0f}" if ref_ok else "-",
-                  f"{o['val'][0]:.4f} / {ref['val'][0]:.4f}" if ref_ok else f"{o['val'][0]:.4f}",
-                  str(r.get("val_match", "-")))
+        ok = r["speedup"] is not None
+        t.add_row(f"{r['n']:,}", f"{r['ours_s']:.2f}", f"{r['ref_s']:.1f}" if ok else "skipped",
+                  f"{r['speedup']:.0f}x" if ok else "-", f"{r['ours_peak_mb']:.0f}",
+                  f"{r['ref_peak_mb']:.0f}" if ok else "-", f"{r['val_1e-3_ours']:.4f}", str(r["val_match"] or "-"))
+    load = out["machine"]["load_avg_1m_before_after"]
+    notes.append(f"{out['machine']['cpus']} CPUs, load average {load[0]:.1f} -> {load[1]:.1f}; MB = peak RSS growth")
+    t.caption = "\n".join(notes)
     Console().print(t)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="also N = 50k (reference skipped if > 8 GB)")
+    ap.add_argument("--full", action="store_true", help="also N = 50k (its reference is skipped above 8 GB)")
     ap.add_argument("--worker", choices=["ours", "reference"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)

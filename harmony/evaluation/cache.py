@@ -14,14 +14,17 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from harmony.data.datamodule import LabelledImages
 from harmony.errors import InvalidInput
 from harmony.evaluation.sources import ArraySource, ImageSource
+
+if TYPE_CHECKING:
+    from harmony.data.datamodule import LabelledImages
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,25 @@ CACHE_DIR = Path("cache") / "embeddings"
 EncoderFactory = Callable[[], Any]
 
 
-def as_source(data: LabelledImages | ImageSource | np.ndarray) -> ImageSource:
+def is_labelled_images(data: Any) -> bool:
+    """Duck-typed ``LabelledImages`` check (importing the datamodule would load lightning)."""
+    return all(hasattr(data, a) for a in ("images", "labels", "key")) and isinstance(data.images, np.ndarray)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """One version's embeddings of a source: ``vectors`` ``(n, dim)`` float32 (zero rows:
+    unreadable images), the size the images were loaded at, and where the cache file is."""
+
+    vectors: np.ndarray
+    image_size: int
+    from_cache: bool
+    path: Path
+
+
+def as_source(data: "LabelledImages | ImageSource | np.ndarray") -> ImageSource:
     """A ``LabelledImages`` or a uint8 image array becomes an in-memory source."""
-    if isinstance(data, LabelledImages):
+    if is_labelled_images(data):
         return ArraySource.of(data.images)
     if isinstance(data, np.ndarray):
         return ArraySource.of(data)
@@ -79,7 +98,8 @@ def _load(path: Path, n: int, dim: int) -> np.ndarray | None:
         log.warning("ignoring unreadable cache file %s (%s)", path, err)
         return None
     if arr.shape != (n, dim) or arr.dtype != np.float32:
-        log.warning("ignoring cache file %s: shape %s %s, expected (%d, %d) float32", path, arr.shape, arr.dtype, n, dim)
+        log.warning("ignoring cache file %s: shape %s %s, expected (%d, %d) float32", path, arr.shape, arr.dtype,
+                    n, dim)
         return None
     return arr
 
@@ -88,14 +108,16 @@ def embed_source(encoder: Any, source: ImageSource, size: int, batch_size: int =
                  label: str = "embedding", progress: bool = True) -> np.ndarray:
     """Load and encode ``source`` chunk by chunk: ``(n, encoder.dim)`` float32, zero rows for
     unreadable images. The progress bar goes to stderr so ``--json`` output stays clean."""
+    from rich.console import Console
+
     out = np.zeros((source.n, int(encoder.dim)), np.float32)
     bar = None
-    if progress and source.n > 0:
-        from rich.console import Console
+    console = Console(stderr=True)
+    if progress and source.n > 0 and console.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       console=Console(stderr=True), transient=True)
+                       console=console, transient=True)
         bar.start()
         task = bar.add_task(label, total=source.n)
     try:
@@ -116,7 +138,7 @@ def embed_source(encoder: Any, source: ImageSource, size: int, batch_size: int =
     return out
 
 
-def embed_cached(reg: Any, version: str, data: LabelledImages | ImageSource | np.ndarray, *,
+def embed_cached(reg: Any, version: str, data: "LabelledImages | ImageSource | np.ndarray", *,
                  batch_size: int = 512, device: str | None = None, progress: bool = True,
                  encoder_factory: EncoderFactory | None = None) -> np.ndarray:
     """Embeddings ``(n, dim)`` float32 of ``data`` by ``version`` (a name or alias), from the cache
@@ -126,6 +148,15 @@ def embed_cached(reg: Any, version: str, data: LabelledImages | ImageSource | np
     a cache miss (``encoder_factory`` overrides ``load_encoder``); it picks the GPU when there is
     one unless ``device`` says otherwise.
     """
+    return embed_version(reg, version, data, batch_size=batch_size, device=device, progress=progress,
+                         encoder_factory=encoder_factory).vectors
+
+
+def embed_version(reg: Any, version: str, data: "LabelledImages | ImageSource | np.ndarray", *,
+                  batch_size: int = 512, device: str | None = None, progress: bool = True,
+                  encoder_factory: EncoderFactory | None = None) -> Embedded:
+    """:func:`embed_cached`, also saying at which size the images were loaded and whether the
+    vectors came from the cache."""
     source = as_source(data)
     v = reg.get_version(version)
     if encoder_factory is None:
@@ -144,8 +175,8 @@ def embed_cached(reg: Any, version: str, data: LabelledImages | ImageSource | np
         cached = _load(path, source.n, v.dim)
         if cached is not None:
             log.info("embeddings of %s from cache %s", v.name, path)
-            return cached
+            return Embedded(cached, size, True, path)
     encoder = encoder or encoder_factory()
     emb = embed_source(encoder, source, size, batch_size, f"embedding with {v.name}", progress)
     _save_atomic(path, emb)
-    return emb
+    return Embedded(emb, size, False, path)

@@ -108,6 +108,8 @@ def resolve_data(*, data: Path | None = None, synthetic: int | None = None, per_
                  size: int | None = None, seed: int = 0, lfw_pairs: Path | None = None,
                  pairs_csv: Path | None = None, min_images: int = 2) -> EvalData:
     """The CLI's data options to one evaluation set, refusing ambiguous combinations."""
+    if size is not None and synthetic is None:
+        raise InvalidInput("--size applies to --synthetic only", hint="files load at each version's input size")
     if lfw_pairs is not None and pairs_csv is not None:
         raise InvalidInput("--lfw-pairs and --pairs-csv are two pair lists; pass one",
                            hint="evaluate one pair list per run")
@@ -125,9 +127,8 @@ def resolve_data(*, data: Path | None = None, synthetic: int | None = None, per_
     if (data is None) == (synthetic is None):
         raise InvalidInput("pass exactly one of --data DIR and --synthetic N" if data is None else
                            "--data and --synthetic both given; pass exactly one",
-                           hint="--synthetic 300 (held-out synthetic identities) or --data faces/ (ROOT/<identity>/<image>)")
+                           hint="--synthetic 300 (held-out synthetic identities) or --data faces/ "
+                                "(ROOT/<identity>/<image>)")
     if synthetic is not None:
         return synthetic_set(synthetic, per_identity, size, seed)
-    if size is not None:
-        raise InvalidInput("--size applies to --synthetic only", hint="folder images load at each version's input size")
     return folder_set(data, min_images)  # type: ignore[arg-type]

@@ -6,11 +6,23 @@ version's row in the registry's ``evaluations`` table holds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harmony.metrics import ClusterReport, CompatReport, IdentificationReport, LfwResult, ValAtFar
+
+
+def json_safe(x: Any) -> Any:
+    """Non-finite floats become None (JSON has no NaN/inf); containers are rebuilt."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class VersionEval:
     dim: int
     image_size: int  # the size the images were loaded at
     val: tuple[ValAtFar, ...]
+    from_cache: bool = False
     top_k: dict[int, float] | None = None
     clustering: ClusterReport | None = None
     lfw: LfwResult | None = None
@@ -48,7 +61,7 @@ class VersionEval:
         return m
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dim": self.dim, "image_size": self.image_size,
+        return {"name": self.name, "dim": self.dim, "image_size": self.image_size, "from_cache": self.from_cache,
                 "val": [r.as_dict() for r in self.val],
                 "top_k": None if self.top_k is None else {str(k): v for k, v in self.top_k.items()},
                 "clustering": None if self.clustering is None else self.clustering.as_dict(),
@@ -95,13 +108,14 @@ class EvalResult:
             if self.kind == "pairs":
                 compat["n_identities"] = None
                 compat["n_pairs"] = self.n_pairs
-        return {"dataset": self.dataset, "kind": self.kind, "data_key": self.data_key, "fars": list(self.fars),
-                "n_images": self.n_images, "n_identities": self.n_identities, "n_pairs": self.n_pairs,
-                "versions": [v.as_dict() for v in self.versions],
-                "compatibility": compat,
-                "compatible": None if self.compat is None else {f"{f:g}": ok for f, ok in self.compat.compatible.items()},
-                "identification": None if self.identification is None else self.identification.as_dict(),
-                "cross_lfw": None if self.cross_lfw is None else self.cross_lfw.as_dict(),
-                "unreadable": list(self.unreadable), "missing": list(self.missing), "notes": list(self.notes),
-                "plot": None if self.plot is None else str(self.plot),
-                "evaluation_ids": list(self.evaluation_ids)}
+        return json_safe({
+            "dataset": self.dataset, "kind": self.kind, "data_key": self.data_key, "fars": list(self.fars),
+            "n_images": self.n_images, "n_identities": self.n_identities, "n_pairs": self.n_pairs,
+            "versions": [v.as_dict() for v in self.versions],
+            "compatibility": compat,
+            "compatible": None if self.compat is None else {f"{f:g}": ok for f, ok in self.compat.compatible.items()},
+            "identification": None if self.identification is None else self.identification.as_dict(),
+            "cross_lfw": None if self.cross_lfw is None else self.cross_lfw.as_dict(),
+            "unreadable": list(self.unreadable), "missing": list(self.missing), "notes": list(self.notes),
+            "plot": None if self.plot is None else str(self.plot),
+            "evaluation_ids": list(self.evaluation_ids)})

@@ -14,6 +14,7 @@ tell one image set from another without decoding anything:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ def _sha(*parts: object) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def _renderer_hash() -> str:
     from harmony.data import synthetic
 
@@ -109,7 +111,6 @@ class FileSource:
 
     paths: tuple[str, ...]
     key: str = field(default="", compare=False)
-    size: None = None
 
     @classmethod
     def of(cls, paths: Sequence[str | Path]) -> "FileSource":
@@ -128,6 +129,11 @@ class FileSource:
     @property
     def n(self) -> int:
         return len(self.paths)
+
+    @property
+    def size(self) -> None:
+        """Files decode at any size: each version loads them at its own input size."""
+        return None
 
     def load(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         from harmony.data.images import load_images

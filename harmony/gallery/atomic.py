@@ -8,14 +8,16 @@ file, so the last committed state stays intact and the operation can simply be r
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from harmony.errors import HarmonyError
+from harmony.errors import Busy, HarmonyError
 
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -77,6 +79,26 @@ def write_json_atomic(path: Path | str, obj: Any) -> None:
 def read_json(path: Path | str) -> Any:
     with open(path, "rb") as f:
         return json.loads(f.read())
+
+
+@contextmanager
+def file_lock(path: Path | str, timeout: float, busy: str, hint: str) -> Iterator[None]:
+    """Exclusive flock on ``path`` (created if absent), waiting up to ``timeout`` seconds, then
+    Busy(busy, hint). The OS releases it when the holder dies, so kill -9 leaves no stale lock."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(busy, hint=hint) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def is_temp_name(name: str) -> bool:

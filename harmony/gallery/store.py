@@ -15,9 +15,7 @@ sees one consistent generation, and a crash at any point leaves the previous one
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import re
 import time
 from contextlib import contextmanager
@@ -30,7 +28,8 @@ import numpy as np
 
 from harmony.errors import AlreadyExists, Busy, InUse, IntegrityError, InvalidInput, NotFound
 from harmony.gallery import index as fx
-from harmony.gallery.atomic import fsync_dir, is_temp_name, read_json, write_bytes_atomic, write_json_atomic
+from harmony.gallery.atomic import (file_lock, fsync_dir, is_temp_name, read_json, write_bytes_atomic,
+                                    write_json_atomic)
 from harmony.gallery.table import ItemTable
 
 log = logging.getLogger(__name__)
@@ -196,15 +195,23 @@ class GalleryStore:
 
     def index(self, version: str | None = None) -> object:
         """The CPU faiss index of ``version`` (default: active). Do not modify it in place."""
-        self.refresh()
-        version = version or self.active_version
-        name = self._meta["indexes"].get(version)
-        if name is None:
-            raise NotFound(f"gallery {self.path.name} has no index for version {version}",
-                           hint=f"versions here: {', '.join(sorted(self._meta['indexes'])) or 'none'}")
-        if name not in self._cpu:
-            self._cpu[name] = fx.load_index(self.path / name)
-        return self._cpu[name]
+        attempts = 3
+        while True:
+            self.refresh()
+            v = version or self._meta["active"]
+            name = self._meta["indexes"].get(v)
+            if name is None:
+                raise NotFound(f"gallery {self.path.name} has no index for version {v}",
+                               hint=f"versions here: {', '.join(sorted(self._meta['indexes'])) or 'none'}")
+            if name in self._cpu:
+                return self._cpu[name]
+            try:
+                self._cpu[name] = fx.load_index(self.path / name)
+                return self._cpu[name]
+            except NotFound:  # a writer committed a new generation and deleted this file meanwhile
+                attempts -= 1
+                if not attempts:
+                    raise
 
     def _search_index(self, version: str) -> object:
         cpu = self.index(version)
@@ -227,18 +234,8 @@ class GalleryStore:
             finally:
                 self._lock_depth -= 1
             return
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise Busy(f"gallery {self.path} is being written by another process",
-                                   hint="wait for it to finish and retry") from None
-                    time.sleep(0.05)
+        with file_lock(self.path / ".lock", self.lock_timeout,
+                       f"gallery {self.path} is being written by another process", "wait for it to finish and retry"):
             self._lock_depth = 1
             try:
                 if (self.path / META).exists():
@@ -246,9 +243,6 @@ class GalleryStore:
                 yield
             finally:
                 self._lock_depth = 0
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
     def add_items(self, item_ids: Sequence[str], sources: Sequence[str], labels: Sequence[str],
                   vectors: np.ndarray, version: str) -> tuple[int, int]:
@@ -268,7 +262,7 @@ class GalleryStore:
             table, ids, was_there, next_id, next_seq = self._table.upsert(
                 item_ids, sources, labels, version, self._meta["next_id"], self._meta["next_seq"])
             changed = self._drop_from_indexes(ids[was_there])
-            target = changed.get(version) or self._index_copy(version)
+            target = changed[version] if version in changed else self._index_copy(version)
             if target is None:
                 target = fx.make_index(self.dim, self.codec, nlist=self.nlist, n=x.shape[0])
             fx.add(target, ids, x)
@@ -344,21 +338,28 @@ class GalleryStore:
         meta.update(updates, generation=gen, updated=_now())
         meta["indexes"] = dict(meta["indexes"])
         meta["sizes"] = dict(meta.get("sizes", {}))
-        if table is not None:
-            meta["items"] = f"items.{gen}.npz"
-            write_bytes_atomic(self.path / meta["items"], table.to_bytes())
-        fresh = {}
-        for version, idx in (indexes or {}).items():
-            if idx is None:
-                meta["indexes"].pop(version, None)
-                meta["sizes"].pop(version, None)
-                continue
-            name = f"index-{check_version_name(version)}.{gen}.faiss"
-            fx.save_index(idx, self.path / name)
-            meta["indexes"][version] = name
-            meta["sizes"][version] = int(idx.ntotal)
-            fresh[name] = fx.to_cpu(idx)
-        write_json_atomic(self.path / META, meta)
+        fresh, written = {}, []
+        try:
+            if table is not None:
+                meta["items"] = f"items.{gen}.npz"
+                written.append(self.path / meta["items"])
+                write_bytes_atomic(written[-1], table.to_bytes())
+            for version, idx in (indexes or {}).items():
+                if idx is None:
+                    meta["indexes"].pop(version, None)
+                    meta["sizes"].pop(version, None)
+                    continue
+                name = f"index-{check_version_name(version)}.{gen}.faiss"
+                written.append(self.path / name)
+                fx.save_index(idx, written[-1])
+                meta["indexes"][version] = name
+                meta["sizes"][version] = int(idx.ntotal)
+                fresh[name] = fx.to_cpu(idx)
+            write_json_atomic(self.path / META, meta)  # the commit point
+        except BaseException:
+            for p in written:  # files of the generation that never became current
+                p.unlink(missing_ok=True)
+            raise
         self._meta = meta
         if table is not None:
             self._table = table

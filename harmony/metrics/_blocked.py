@@ -6,14 +6,15 @@ needs, as :class:`Window` objects:
 
 * smallest mode (the usual case, ``kmax + 1 <= MAX_KEPT``): the ``m = kmax + 1`` smallest
   different-pair distances and every same-pair distance below the running bound ``tau`` (the
-  m-th smallest different-pair distance seen so far). Values at or above ``tau`` can never
-  change the m smallest values nor be accepted. Once ``tau`` is finite, a tile is filtered on the
+  m-th smallest different-pair distance seen so far). Values at or above ``tau`` can change
+  neither the multiset of the m smallest values nor any accept decision (t* <= tau). Once ``tau`` is finite, a tile is filtered on the
   raw dot products (``g > dot_bound(tau)``, a safe superset) before any distance is formed,
   so a tile costs one matmul, one compare and a gather of the few candidates.
 * histogram mode (large FAR targets, where ``m`` values would not fit): pass 1 counts different
   and same pairs per bin of the float32 bit pattern (top 20 bits, order-preserving for
   non-negative floats); pass 2 collects the distances in the bin holding each target's (k+1)-th
-  different-pair distance, plus the counts below that bin. Twice the matmuls, bounded memory.
+  different-pair distance, plus the counts below that bin. Twice the matmuls; memory is the
+  histograms plus the values of a few bins (each ~0.05% wide in relative terms).
 
 Either way the result is exact: the caller applies the one threshold rule
 (``val_at_far._val_at_far_from_pairs``) to each window.
@@ -24,6 +25,7 @@ busy 2-core machine torch's OpenMP threads spin on small ops and were 5-20x slow
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -33,7 +35,10 @@ import numpy as np
 MAX_KEPT = 1 << 24  # most different-pair distances kept in smallest mode (64 MiB of float32)
 N_BINS = 1 << 19  # float32 >= 0 shifted right by 12: every finite value lands below 2**19
 _BIN_SHIFT = 12
-REDUCE_SLACK = 1 << 16  # smallest mode re-selects when it holds max(2 m, m + slack) candidates
+# smallest mode re-selects the m smallest once it holds m + max(REDUCE_GROWTH * m, REDUCE_SLACK)
+# candidates: amortised O(1) per candidate; tests set both to 0 (re-select after every tile)
+REDUCE_GROWTH = 1.0
+REDUCE_SLACK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,23 @@ def _bins(d: Any) -> Any:
 
 def _numpy(x: Any) -> np.ndarray:
     return x if _is_np(x) else x.cpu().numpy()
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """Run float32 matmuls at full precision, whatever the caller set.
+
+    Training code often calls ``torch.set_float32_matmul_precision("high")`` (TF32 on GPUs,
+    bf16 passes on some CPUs): about 3 significant digits, far too coarse to rank distances.
+    """
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def dot_bound(tau: float) -> float:
@@ -163,7 +185,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
     diff_parts: list = []
     same_parts: list = []
     n_kept = 0
-    reduce_at = max(2 * m, m + REDUCE_SLACK)
+    reduce_at = m + max(int(REDUCE_GROWTH * m), REDUCE_SLACK)
     for i0, i1, j0, j1 in tiles:
         valid = tiles.valid(i0, i1, j0, j1)
         if math.isinf(tau):
@@ -189,7 +211,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
         same_parts.append(same_v)
         diff_parts.append(diff_v)
         n_kept += diff_v.shape[0]
-        if n_kept >= m and (math.isinf(tau) or n_kept >= reduce_at):
+        if n_kept >= m and (math.isinf(tau) or n_kept > max(reduce_at - 1, m)):
             kept = _smallest(_cat(diff_parts), m)
             tau = float(kept.max())
             diff_parts, n_kept = [kept], kept.shape[0]
@@ -261,7 +283,7 @@ def scan_pairs(probe: np.ndarray, gallery: np.ndarray | None, codes: np.ndarray,
     if use_numpy and device != "cpu":
         raise ValueError("numpy element-wise work needs device='cpu'")
 
-    with torch.inference_mode():
+    with torch.inference_mode(), full_fp32():
         P = torch.from_numpy(probe).to(device)
         G = P if gallery is None else torch.from_numpy(gallery).to(device)
         tiles = _Tiles(P, G, torch.from_numpy(codes).to(device), block_size, gallery is None, use_numpy)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from harmony.errors import InvalidInput
+from harmony.metrics._blocked import full_fp32
 from harmony.metrics._checks import as_embeddings, as_labels, label_codes, warn_if_not_unit
 
 _BLOCK_ELEMS = 1 << 24  # distances per row block (64 MiB float32)
@@ -38,7 +39,7 @@ def wrong_closer_counts(probe: np.ndarray, probe_codes: np.ndarray, gallery: np.
     G = torch.from_numpy(gallery).T.contiguous()
     rows = max(1, min(n_p, _BLOCK_ELEMS // max(n_g, 1)))
     out = np.empty(n_p, dtype=np.int64)
-    with torch.inference_mode():
+    with torch.inference_mode(), full_fp32():
         for i0 in range(0, n_p, rows):
             i1 = min(n_p, i0 + rows)
             d = (torch.from_numpy(probe[i0:i1]) @ G).numpy()

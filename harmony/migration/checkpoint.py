@@ -15,9 +15,7 @@ costs O(batch) per batch rather than rewriting a growing index every time.
 
 from __future__ import annotations
 
-import fcntl
 import io
-import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -27,8 +25,8 @@ from typing import Iterator
 
 import numpy as np
 
-from harmony.errors import Busy, IntegrityError
-from harmony.gallery.atomic import atomic_writer, is_temp_name, read_json, write_json_atomic
+from harmony.errors import IntegrityError
+from harmony.gallery.atomic import atomic_writer, file_lock, is_temp_name, read_json, write_json_atomic
 from harmony.gallery.table import ItemTable
 
 CURSOR = "CURSOR"
@@ -92,16 +90,9 @@ class BackfillDir:
     def lock(self) -> Iterator[None]:
         """Only one backfill per target at a time; released by the OS if the process dies."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise Busy(f"a backfill to {self.target} is already running on this gallery",
-                           hint="wait for it, or stop that process (it resumes later)") from None
+        with file_lock(self.path / ".lock", 0.0, f"a backfill to {self.target} is already running on this gallery",
+                       "wait for it, or stop that process (it resumes later)"):
             yield
-        finally:
-            os.close(fd)
 
     def clean_orphans(self, cursor: Cursor) -> None:
         """Delete segments past the cursor and temp files left by a killed run."""

@@ -170,6 +170,7 @@ def compat_reports(old_encoder, new_model: Embedder, init_model: Embedder | None
 
 def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, registry_root=None, progress: bool = True,
                    require_compatible: bool = False) -> TrainResult:
+    from harmony.evaluation.run import compat_cells
     from harmony.models.loading import load_embedder, load_encoder
     from harmony.registry import Registry
 
@@ -192,10 +193,10 @@ def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, regist
     reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
     if not require_compatible or all(verdict.values()):
         for r in rep.rows:
-            reg.record_compatibility(name, old_v.name, key, r.far, r.as_dict(), r.compatible)
+            reg.record_compatibility(name, old_v.name, key, r.far, compat_cells(r), r.compatible)
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
-            reg.record_compatibility(init, old_v.name, key, r.far, r.as_dict(), r.compatible)
+            reg.record_compatibility(init, old_v.name, key, r.far, compat_cells(r), r.compatible)
     table = rep.to_rich_table()
     table.title = f"{name} vs {old_v.name} on held-out identities ({key})"
     base_table = None

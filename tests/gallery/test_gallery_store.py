@@ -128,6 +128,7 @@ def test_failed_commit_keeps_the_previous_generation(tmp_path, store, monkeypatc
     with pytest.raises(DiskFull):
         store.add_items(names[50:], sources[50:], labels[50:], x[50:], "v1")
     monkeypatch.undo()
+    assert not (tmp_path / "g" / f"items.{gen + 1}.npz").exists()  # the half-written generation is gone
     for s in (store, GalleryStore.open(tmp_path / "g")):
         assert s.generation == gen and len(s.items()) == 50 and s.index().ntotal == 50
     store.add_items(names[50:], sources[50:], labels[50:], x[50:], "v1")  # and it can carry on

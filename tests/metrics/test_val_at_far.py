@@ -29,17 +29,43 @@ def exact():
 
 
 @pytest.fixture(scope="module")
+def exact_pairs(exact):
+    return brute_pairs(*exact)
+
+
+@pytest.fixture(scope="module")
 def exact_cross(exact):
     emb, lab = exact
     other, _ = exact_embeddings(25, 5, seed=4)
     return emb, other, lab
 
 
-@pytest.fixture(params=["default", "eager"])
-def reduce_slack(request, monkeypatch):
-    """eager: re-select the kept distances as often as possible, so the bound tightens mid-scan."""
-    if request.param == "eager":
-        monkeypatch.setattr(_blocked, "REDUCE_SLACK", 0)
+@pytest.fixture(scope="module")
+def exact_cross_pairs(exact_cross):
+    a, b, lab = exact_cross
+    return brute_pairs(a, lab, gallery=b)
+
+
+def _eager(monkeypatch):
+    """Re-select the kept distances after every tile, so the pruning bound is always tight."""
+    monkeypatch.setattr(_blocked, "REDUCE_SLACK", 0)
+    monkeypatch.setattr(_blocked, "REDUCE_GROWTH", 0.0)
+
+
+# (block size, kept-distance limit, re-selection): one block; tiles; tiles with the bound
+# tightening after every tile; histogram mode (limit 3) with and without eager re-selection
+SCAN_MODES = [(4096, None, "default"), (16, None, "default"), (7, None, "eager"), (16, 3, "default"),
+              (7, 3, "eager")]
+
+
+@pytest.fixture(params=SCAN_MODES, ids=lambda p: f"block{p[0]}-kept{p[1] or 'max'}-{p[2]}")
+def scan_mode(request, monkeypatch):
+    block, max_kept, slack = request.param
+    if max_kept is not None:
+        monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+    if slack == "eager":
+        _eager(monkeypatch)
+    return block
 
 
 def _check(got: ValAtFar, same, diff, far):
@@ -57,29 +83,21 @@ def _quiet(*args, **kw):
         return val_at_far(*args, **kw)
 
 
-@pytest.mark.parametrize("block", [4096, 16, 7])
-@pytest.mark.parametrize("max_kept", [_blocked.MAX_KEPT, 3])  # 3: histogram mode
 @pytest.mark.parametrize("fars", [FARS, SMALL])
-def test_one_set_matches_brute_force(fars, exact, block, max_kept, monkeypatch, reduce_slack):
-    monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+def test_one_set_matches_brute_force(fars, exact, exact_pairs, scan_mode):
     emb, lab = exact
-    same, diff = brute_pairs(emb, lab)
-    got = _quiet(emb, lab, fars, block_size=block)
+    got = _quiet(emb, lab, fars, block_size=scan_mode)
     for g, f in zip(got, fars):
-        _check(g, same, diff, f)
+        _check(g, *exact_pairs, f)
 
 
-@pytest.mark.parametrize("block", [4096, 16, 7])
-@pytest.mark.parametrize("max_kept", [_blocked.MAX_KEPT, 3])
 @pytest.mark.parametrize("fars", [FARS, SMALL])
-def test_cross_version_matches_brute_force(fars, exact_cross, block, max_kept, monkeypatch, reduce_slack):
-    monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
+def test_cross_version_matches_brute_force(fars, exact_cross, exact_cross_pairs, scan_mode):
     a, b, lab = exact_cross
-    same, diff = brute_pairs(a, lab, gallery=b)
-    assert len(same) == 25 * 5 * 4  # ordered pairs i != j, the same image is not a pair
-    got = _quiet(a, lab, fars, gallery=b, block_size=block)
+    assert len(exact_cross_pairs[0]) == 25 * 5 * 4  # ordered pairs i != j, the same image is not a pair
+    got = _quiet(a, lab, fars, gallery=b, block_size=scan_mode)
     for g, f in zip(got, fars):
-        _check(g, same, diff, f)
+        _check(g, *exact_cross_pairs, f)
 
 
 def test_ties_at_threshold_are_rejected():
@@ -116,9 +134,13 @@ def test_cross_symmetry(exact_cross):
         [(r.val, r.threshold) for r in _quiet(b, lab, FARS, gallery=a)]
 
 
-@pytest.mark.parametrize("n_ids, block", [(40, 50), (80, 20)])  # (80, 20): 300+ tiles, mostly pruned
+@pytest.mark.parametrize("n_ids, block, max_kept", [(40, 50, None), (80, 20, None), (40, 30, 3)])
 @pytest.mark.parametrize("fars", [FARS, SMALL])
-def test_random_data_matches_float32_twin(fars, n_ids, block, reduce_slack):
+def test_random_data_matches_float32_twin(fars, n_ids, block, max_kept, monkeypatch):
+    """(80, 20): 300+ tiles, mostly pruned on the bound; max_kept=3: histogram mode."""
+    _eager(monkeypatch)  # the bound tightens after every tile
+    if max_kept is not None:
+        monkeypatch.setattr(_blocked, "MAX_KEPT", max_kept)
     emb, lab = random_embeddings(n_ids, 6, seed=0)
     d = np.maximum(np.float32(2) - np.float32(2) * (emb @ emb.T), np.float32(0))
     iu = np.triu_indices(len(lab), 1)
@@ -128,6 +150,19 @@ def test_random_data_matches_float32_twin(fars, n_ids, block, reduce_slack):
         val, t, afar, _, _ = brute_val(same, diff, f)
         assert g.val == val and g.achieved_far == afar
         assert g.threshold == pytest.approx(t, rel=1e-6, abs=1e-6)
+
+
+def test_window_keeps_every_same_pair_below_the_final_bound(monkeypatch):
+    """Smallest mode: the window holds every same-pair distance below its largest kept value."""
+    _eager(monkeypatch)
+    emb, lab = random_embeddings(100, 6, seed=7, noise=1.2)
+    d = np.maximum(np.float32(2) - np.float32(2) * (emb @ emb.T), np.float32(0))
+    iu = np.triu_indices(len(lab), 1)
+    same_d = d[iu][lab[iu[0]] == lab[iu[1]]]
+    (win, _), = _blocked.scan_pairs(emb, None, lab.astype(np.int64), [3000], block_size=25, device="cpu")
+    tau = win.diff_d[-1]
+    assert win.diff_d.size == 3001
+    assert np.sort(win.same_d[win.same_d < tau]).tolist() == pytest.approx(np.sort(same_d[same_d < tau]).tolist())
 
 
 def test_torch_elementwise_path_matches_numpy(exact_cross, monkeypatch):
@@ -248,6 +283,18 @@ def test_nonfinite_rejected(exact, bad):
         val_at_far(e, lab)
     with pytest.raises(InvalidInput, match="NaN or inf"):
         val_at_far(emb, lab, gallery=e)
+
+
+def test_full_precision_matmul_whatever_the_caller_set(exact):
+    torch = pytest.importorskip("torch")
+    want = _quiet(*exact, FARS)
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        assert _quiet(*exact, FARS) == want
+        assert torch.get_float32_matmul_precision() == "medium"  # restored afterwards
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def test_cuda_without_gpu_is_an_error(exact):
