@@ -153,10 +153,41 @@ def run(quick: bool = True) -> dict:
               "cpu_count": os.cpu_count(), "gpu": fx.gpu_available(),
               "search": [bench_search(n, nq=1000) for n in sizes],
               "backfill": bench_backfill(20_000 if quick else 200_000)}
+    result["benchmark"] = "search"
+    result["rows"] = _rows(result)
+    result["summary"] = _summary(result)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     _print(result)
     return result
+
+
+def _rows(result: dict) -> list[dict]:
+    """One flat row per (size, codec, nprobe), numpy's reference first (bench/run.py's table)."""
+    rows = []
+    for s in result["search"]:
+        rows.append({"n": s["n"], "codec": "numpy", "nprobe": None, "qps_batch": s["numpy_qps"],
+                     "qps_1by1": s["numpy_qps_single"], "recall_at_1": 1.0, "recall_at_10": 1.0})
+        for codec, row in s["codecs"].items():
+            for r in row["runs"]:
+                rows.append({"n": s["n"], "codec": codec, "nprobe": r["nprobe"], "qps_batch": r["qps"],
+                             "qps_1by1": r["qps_single"], "recall_at_1": r["recall_at_1"],
+                             "recall_at_10": r["recall_at_10"], "bytes_per_vector_ram": row["bytes_per_vector_ram"],
+                             "build_s": row["build_s"]})
+    return rows
+
+
+def _summary(result: dict) -> str:
+    s = result["search"][-1]
+    ivf = s["codecs"]["ivf-sq8"]
+    default = next(r for r in ivf["runs"] if r["nprobe"] == ivf["default_nprobe"])
+    flat = s["codecs"]["flat"]["runs"][0]
+    b = result["backfill"]
+    return (f"{s['n']:,} x 128-D: flat {flat['qps']:,.0f} QPS batched = {s['flat_vs_numpy_qps_ratio']:.1f}x numpy "
+            f"brute force; ivf-sq8 (nprobe {default['nprobe']}) {default['qps_single']:,.0f} QPS one query at a time "
+            f"vs flat {flat['qps_single']:,.0f}, recall@1 {default['recall_at_1']:.3f}, "
+            f"{ivf['bytes_per_vector_ram']:.0f} B/vector. Backfill (fake embedder): {b['items_per_s']:,.0f} items/s, "
+            f"embed {b['embed_share']:.0%} / index {b['index_share']:.0%} / write {b['write_share']:.0%}.")
 
 
 def _print(result: dict) -> None:

@@ -1,0 +1,116 @@
+"""The harmonic result, measured: does a harmonic v2 beat v1 and stay compatible with it?
+
+For each seed: train v1 (recipes/base-tiny.yaml) and an independent, stronger v2-base
+(recipes/base-tiny-large.yaml), then v2 from v1 with recipes/harmonic-tiny.yaml, plus two
+alternatives on the same v1/v2-base: the paper's triplet-only harmonic loss (prototype weight 0)
+and BCT (``--method bct``). Every model is scored on the held-out TEST identities (the recipes
+were tuned on the separate VAL identities). Reports the 2x2 figures per method and their mean
+over seeds, and writes bench/results/harmonic.json.
+
+Run: ``python bench/bench_harmonic.py`` (2 seeds) or ``--full`` (3 seeds); ``--seeds 0 1 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "harmonic.json"
+FARS = (1e-2, 1e-3)
+METHODS = {
+    "harmonic+prototype": {},
+    "harmonic (paper, triplet only)": {"harmonic.prototype_weight": 0.0},
+    "bct": {"harmonic.method": "bct"},
+}
+
+
+def one_seed(seed: int, methods: dict) -> dict:
+    from harmony.data.datamodule import eval_set
+    from harmony.metrics import compatibility_report
+    from harmony.models.encode import TorchEncoder, encode_array
+    from harmony.recipe import load_recipe
+    from harmony.training.base import fit_base
+    from harmony.training.harmonic import fit_harmonic
+
+    r1 = load_recipe(ROOT / "recipes/base-tiny.yaml").override(seed=seed)
+    r2 = load_recipe(ROOT / "recipes/base-tiny-large.yaml").override(seed=seed)
+    rh = load_recipe(ROOT / "recipes/harmonic-tiny.yaml").override(seed=seed)
+    t0 = time.time()
+    v1, _, _ = fit_base(r1, progress=False, checkpoints=False)
+    t_v1 = time.time() - t0
+    t0 = time.time()
+    v2b, _, _ = fit_base(r2, progress=False, checkpoints=False)
+    t_v2b = time.time() - t0
+    test = eval_set(rh.data, "test")
+    e1 = encode_array(v1, test.images)
+    e2b = encode_array(v2b, test.images)
+    base = compatibility_report(e1, e2b, test.labels, FARS)
+    out = {"seed": seed, "seconds": {"v1": t_v1, "v2-base": t_v2b}, "v1": {}, "v2-base": {}, "methods": {}}
+    for row in base.rows:
+        out["v1"][f"{row.far:g}"] = row.old_old.val
+        out["v2-base"][f"{row.far:g}"] = {"own": row.new_new.val, "cross_to_v1": row.new_old.val}
+    import copy
+
+    for name, over in methods.items():
+        init = copy.deepcopy(v2b)
+        t0 = time.time()
+        v2, _ = fit_harmonic(rh.override(**over), TorchEncoder(v1), init, progress=False)
+        secs = time.time() - t0
+        rep = compatibility_report(e1, encode_array(v2, test.images), test.labels, FARS)
+        out["methods"][name] = {"seconds": secs, **{f"{r.far:g}": {"v2v2": r.new_new.val, "v2->v1": r.new_old.val,
+                                                                   "v1v1": r.old_old.val, "compatible": r.compatible}
+                                                    for r in rep.rows}}
+        out["seconds"][name] = secs
+        print(f"seed {seed} {name}: " + ", ".join(
+            f"FAR {r.far:g}: v1v1 {r.old_old.val:.3f} v2v2 {r.new_new.val:.3f} v2->v1 {r.new_old.val:.3f}"
+            for r in rep.rows), flush=True)
+    return out
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    rows = []
+    for far in (f"{f:g}" for f in FARS):
+        v1 = np.mean([r["v1"][far] for r in runs])
+        v2b = np.mean([r["v2-base"][far]["own"] for r in runs])
+        rows.append({"far": far, "method": "v2-base (independent)", "VAL(v1,v1)": v1, "VAL(v2,v2)": v2b,
+                     "VAL(v2->v1)": np.mean([r["v2-base"][far]["cross_to_v1"] for r in runs]),
+                     "kept_of_v2base": 1.0, "compatible_runs": "-", "seeds": len(runs)})
+        for m in runs[0]["methods"]:
+            own = np.mean([r["methods"][m][far]["v2v2"] for r in runs])
+            cross = [r["methods"][m][far]["v2->v1"] for r in runs]
+            rows.append({"far": far, "method": m, "VAL(v1,v1)": v1, "VAL(v2,v2)": own,
+                         "VAL(v2->v1)": float(np.mean(cross)), "VAL(v2->v1) std": float(np.std(cross)),
+                         "kept_of_v2base": own / v2b if v2b else None,
+                         "compatible_runs": f"{sum(r['methods'][m][far]['compatible'] for r in runs)}/{len(runs)}",
+                         "mean_criterion_met": bool(np.mean(cross) >= v1), "v2_beats_v1": bool(own > v1),
+                         "seeds": len(runs)})
+    return rows
+
+
+def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None = None) -> dict:
+    seeds = seeds if seeds is not None else ([0, 1] if quick else [0, 1, 2])
+    runs = [one_seed(s, methods or METHODS) for s in seeds]
+    rows = summarise(runs)
+    main = [r for r in rows if r["method"] == "harmonic+prototype"]
+    summary = "; ".join(f"FAR {r['far']}: VAL(v1,v1) {r['VAL(v1,v1)']:.3f}, VAL(v2,v2) {r['VAL(v2,v2)']:.3f}, "
+                        f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f} (mean of {r['seeds']} seeds)" for r in main)
+    out = {"benchmark": "harmonic", "summary": summary, "rows": rows, "runs": runs,
+           "machine": {"cpus": os.cpu_count()}}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2, default=float))
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="*")
+    args = ap.parse_args()
+    res = run(quick=not args.full, seeds=args.seeds)
+    print(res["summary"])
