@@ -53,3 +53,20 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def quiet_lightning(quiet: bool) -> None:
+    """Rich logging for harmony; Lightning's banners, tips and known-benign warnings silenced."""
+    import logging
+    import warnings
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # a frozen body, on purpose

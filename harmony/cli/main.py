@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from harmony.cli import data as data_cli
+from harmony.cli.demo import demo_command
 from harmony.cli.eval import eval_command
 from harmony.cli import registry as registry_cli
 from harmony.cli import train as train_cli
@@ -22,6 +23,7 @@ app.add_typer(train_cli.app, name="train")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(registry_cli.app, name="registry")
 app.command("eval")(eval_command)
+app.command("demo")(demo_command)
 # -- command groups added by later issues (one line each) --
 
 

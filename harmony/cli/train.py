@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmony.cli.common import RegistryOpt, console, handle_errors, registry_root
+from harmony.cli.common import RegistryOpt, console, handle_errors, quiet_lightning, registry_root
 
 app = typer.Typer(help="Train embedding models and register them as versions.", no_args_is_help=True)
 
@@ -16,21 +16,6 @@ NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the new embe
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Override the recipe's seed.")]
 EpochsOpt = Annotated[Optional[int], typer.Option("--max-epochs", min=1, help="Override train.epochs.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-
-
-def _setup_logging(quiet: bool) -> None:
-    import logging
-    import warnings
-
-    from rich.logging import RichHandler
-
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
-    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
 
 def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]):
@@ -56,7 +41,7 @@ def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: Epo
     from harmony.recipe import load_recipe
     from harmony.training.base import train_base
 
-    _setup_logging(quiet)
+    quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "train.epochs": max_epochs})
     res = train_base(r, name, registry_root(registry), progress=not quiet)
     console.print(_metrics_table(f"{name}: {r.model.backbone}, {res.metrics['train_seconds']:.0f} s training",
@@ -87,7 +72,7 @@ def harmonic(
     from harmony.recipe import load_recipe
     from harmony.training.harmonic import train_harmonic
 
-    _setup_logging(quiet)
+    quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
     res = train_harmonic(r, name, old, init, registry_root(registry), progress=not quiet,
                          require_compatible=require_compatible)

@@ -309,7 +309,11 @@ class GalleryStore:
             if version not in self._meta["indexes"]:
                 raise NotFound(f"gallery {self.path.name} has no index for {version}")
             prev = None if self.previous_version == version else self.previous_version
-            self._commit(indexes={version: None}, previous=prev)
+            # Items whose newest vector lived there fall back to the active version, or a later
+            # backfill to ``version`` would take them for done (e.g. after a rollback and gc).
+            orphaned = self._table.ids[self._table.versions == version]
+            table = self._table.with_versions(orphaned, self.active_version) if orphaned.size else None
+            self._commit(table=table, indexes={version: None}, previous=prev)
 
     def _index_copy(self, version: str) -> object | None:
         """A private, modifiable copy of a stored index (None when the version has none)."""

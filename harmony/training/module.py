@@ -65,6 +65,8 @@ class EmbeddingModule(L.LightningModule):
                 p.requires_grad_(False)
 
     def on_train_epoch_start(self) -> None:
+        # Lightning keeps whatever mode a module arrives in (a loaded model is in eval mode)
+        self.model.train()
         if self.trainable == "head":
             self.model.body.eval()  # frozen BatchNorm statistics
 

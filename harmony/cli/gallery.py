@@ -1,0 +1,289 @@
+"""`harmony gallery ...`: build, grow, search and inspect FAISS galleries of registered versions.
+
+Thin commands over harmony.operations.galleries; torch and faiss are imported inside them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from harmony.cli.common import JsonOpt, RegistryOpt, console, err_console, handle_errors, registry_root
+
+app = typer.Typer(help="Galleries: FAISS indexes of face embeddings, registered with their version and FAR.\n\n"
+                  "Example: harmony gallery build --name prod --version v1 --data faces/", no_args_is_help=True)
+
+
+class Codec(str, Enum):
+    flat = "flat"
+    sq8 = "sq8"
+    ivf = "ivf"
+    ivf_sq8 = "ivf-sq8"
+
+
+NameOpt = Annotated[str, typer.Option("--name", "-n", help="Gallery name.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per embedding batch.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: the GPU if any).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def open_registry(registry: Optional[Path]) -> Any:
+    from harmony.registry import Registry
+
+    return Registry.open(registry_root(registry))
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, dates, paths and numpy scalars as JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(plain(value), indent=1, default=str))
+
+
+def list_unreadable(paths: tuple[str, ...] | list[str], what: str = "unreadable image(s) skipped") -> None:
+    if paths:
+        err_console.print(f"[yellow]{len(paths)} {what}:[/]", highlight=False)
+        for p in paths[:20]:
+            err_console.print(f"  {p}", highlight=False, soft_wrap=True)
+        if len(paths) > 20:
+            err_console.print(f"  ... and {len(paths) - 20} more", highlight=False)
+
+
+@app.command("build")
+@handle_errors
+def build(
+    name: NameOpt,
+    version: Annotated[str, typer.Option("--version", "-v", help="Embedding version (name or alias).")],
+    data: Annotated[Path, typer.Option("--data", help="Image folder ROOT/<identity>/<image>.")],
+    codec: Annotated[Codec, typer.Option("--codec", help="flat (exact), sq8 (128 B/face), ivf, ivf-sq8.")] = Codec.flat,
+    far: Annotated[float, typer.Option("--far", help="The gallery's operating FAR: migrations read "
+                                       "compatibility verdicts at it.")] = 1e-3,
+    nlist: Annotated[Optional[int], typer.Option("--nlist", min=1, help="IVF lists (default about 4 sqrt(n)).")] = None,
+    batch_size: BatchOpt = 256,
+    device: DeviceOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Embed an image folder with a version, index it and register it as a gallery.
+
+    Item id = path relative to --data (<identity>/<file>), identity = sub-folder, source = the
+    absolute path (so a migration can re-embed it). Stored under <registry>/galleries/<name>/.
+
+    Example: harmony gallery build --name prod --version v1 --data faces/ --codec sq8 --far 1e-3
+    """
+    from harmony.operations.galleries import build_gallery
+
+    reg = open_registry(registry)
+    r = build_gallery(reg, name, version, data, codec=codec.value, far=far, nlist=nlist, batch_size=batch_size,
+                      device=device, progress=not (quiet or as_json))
+    if as_json:
+        echo_json(r)
+        return
+    console.print(f"built gallery [bold]{r.gallery}[/]: {r.n_items} items of {r.n_identities} identities, "
+                  f"version {r.version}, codec {r.codec}, FAR {r.far:g} in {r.total_s:.1f} s "
+                  f"(embedding {r.embed_s:.1f} s, {r.n_items / max(r.embed_s, 1e-9):,.0f} items/s; "
+                  f"indexing {r.index_s:.1f} s)", highlight=False)
+    list_unreadable(r.unreadable)
+
+
+@app.command("add")
+@handle_errors
+def add(
+    name: NameOpt,
+    paths: Annotated[list[Path], typer.Argument(help="Image files, identity folders or image folders.")],
+    identity: Annotated[Optional[str], typer.Option("--identity", help="Identity of every image given "
+                                                    "(default: the folder each file is in).")] = None,
+    batch_size: BatchOpt = 256,
+    device: DeviceOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed images with the gallery's version and add them (an existing item id is replaced).
+
+    Example: harmony gallery add --name prod faces/id00042/ new/alice.jpg --identity alice
+    """
+    from harmony.operations.galleries import add_to_gallery
+
+    r = add_to_gallery(open_registry(registry), name, paths, identity=identity, batch_size=batch_size, device=device,
+                       progress=not as_json)
+    if as_json:
+        echo_json(r)
+        return
+    console.print(f"gallery [bold]{r.gallery}[/] ({r.version}): {r.added} added, {r.replaced} replaced", highlight=False)
+    list_unreadable(r.unreadable)
+
+
+@app.command("remove")
+@handle_errors
+def remove(
+    name: NameOpt,
+    item_ids: Annotated[list[str], typer.Argument(help="Item ids (<identity>/<file>), or identities (every "
+                                                 "item under them).")],
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove items (every version's vector) from a gallery.
+
+    Example: harmony gallery remove --name prod id00042/0003.png id00077
+    """
+    from harmony.operations.galleries import remove_from_gallery
+
+    removed = remove_from_gallery(open_registry(registry), name, item_ids)
+    if as_json:
+        echo_json({"gallery": name, "removed": removed})
+        return
+    console.print(f"removed {len(removed)} item(s) from gallery [bold]{name}[/]", highlight=False)
+
+
+@app.command("search")
+@handle_errors
+def search(
+    name: NameOpt,
+    query: Annotated[Path, typer.Option("--query", help="A query image, or a folder of them.")],
+    k: Annotated[int, typer.Option("-k", min=1, help="Results per query.")] = 5,
+    version: Annotated[Optional[str], typer.Option("--version", "-v", help="Embed queries with this version "
+                                                   "(default: the gallery's, or a compatible migration target).")] = None,
+    batch_size: BatchOpt = 256,
+    device: DeviceOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The k nearest gallery items of each query image: item id, identity, squared L2 distance.
+
+    Another version than the gallery's is allowed only with a passing compatibility verdict at
+    the gallery's FAR; mid-migration the search is mixed (each item once, its newest vector).
+
+    Example: harmony gallery search --name prod --query probe.jpg -k 5 --version v2
+    """
+    from rich.table import Table
+
+    from harmony.operations.galleries import search_gallery
+
+    r = search_gallery(open_registry(registry), name, query, k, version, batch_size=batch_size, device=device)
+    if as_json:
+        echo_json({"gallery": r.gallery, "query_version": r.query_version, "gallery_version": r.gallery_version,
+                   "mode": r.mode, "unreadable": list(r.unreadable),
+                   "results": [{"query": q, "hits": [{"rank": i + 1, "item_id": h.item_id, "identity": h.label,
+                                                      "distance": h.distance, "version": h.version}
+                                                     for i, h in enumerate(hits)]}
+                               for q, hits in zip(r.queries, r.hits)]})
+        return
+    how = {"direct": "", "cross": f" against its {r.gallery_version} vectors",
+           "mixed": f" mixed over {r.gallery_version} and {r.query_version} vectors"}[r.mode]
+    for q, hits in zip(r.queries, r.hits):
+        t = Table(title=f"{q}: {r.query_version} query on gallery {r.gallery}{how}", title_justify="left")
+        for col, just in (("rank", "right"), ("item", "left"), ("identity", "left"), ("distance", "right"),
+                          ("vector", "left")):
+            t.add_column(col, justify=just)
+        for i, h in enumerate(hits):
+            t.add_row(str(i + 1), h.item_id, h.label, f"{h.distance:.4f}", h.version)
+        console.print(t)
+    list_unreadable(r.unreadable, "unreadable query image(s) skipped")
+
+
+def _info_rows(view: Any) -> list[tuple[str, str]]:
+    g, i, m = view.record, view.info, view.migration
+    rows = [("name", g.name), ("registry version", g.version), ("operating FAR", f"{g.far:g}"), ("codec", g.codec)]
+    if i is not None:
+        rows += [("serving version", i.active), ("previous (rollback)", i.previous or "-"), ("dim", str(i.dim)),
+                 ("items", str(i.n_items)),
+                 ("items by newest vector", ", ".join(f"{k}: {v}" for k, v in i.items_by_version.items()) or "-"),
+                 ("vectors per index", ", ".join(f"{k}: {v}" for k, v in i.vectors_by_version.items()) or "-"),
+                 ("backfills in progress", ", ".join(i.backfills) or "-"),
+                 ("bytes on disk", f"{i.bytes_on_disk:,}")]
+    rows.append(("newest migration", f"#{m.id} {m.source} -> {m.target}: {m.state}" if m else "-"))
+    rows.append(("path", i.path if i is not None else g.path))
+    return rows
+
+
+@app.command("info")
+@handle_errors
+def info(
+    name: NameOpt,
+    items: Annotated[int, typer.Option("--items", min=0, help="Also list the first N items.")] = 0,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a gallery: versions, items, indexes, the newest migration, disk use.
+
+    Example: harmony gallery info --name prod --items 10
+    """
+    from rich.table import Table
+
+    from harmony.operations.galleries import gallery_view, items_of, open_gallery
+
+    reg = open_registry(registry)
+    view = gallery_view(reg, name)
+    listed = items_of(open_gallery(reg, name, use_gpu=False)[1], items) if items and view.info else []
+    if as_json:
+        echo_json({"gallery": view.record, "store": view.info, "migration": view.migration,
+                   "warnings": list(view.warnings), "items": listed})
+        return
+    t = Table(title=f"gallery {name}", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for k, v in _info_rows(view):
+        t.add_row(k, v)
+    console.print(t)
+    if listed:
+        it = Table(title=f"first {len(listed)} items")
+        for col in ("item", "identity", "source"):
+            it.add_column(col)
+        for s in listed:
+            it.add_row(s.item_id, s.label, s.source)
+        console.print(it)
+    for w in view.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """List the registered galleries.
+
+    Example: harmony gallery list --json
+    """
+    from rich.table import Table
+
+    from harmony.operations.galleries import list_gallery_views
+
+    reg = open_registry(registry)
+    views = list_gallery_views(reg)
+    if as_json:
+        echo_json([{"gallery": v.record, "store": v.info, "migration": v.migration, "warnings": list(v.warnings)}
+                   for v in views])
+        return
+    if not views:
+        console.print(f"no galleries in {reg.root} yet; build one with `harmony gallery build`")
+        return
+    t = Table(title=f"galleries in {reg.root}")
+    for col in ("name", "version", "FAR", "codec", "items", "migration", "warnings"):
+        t.add_column(col, justify="right" if col == "items" else "left")
+    for v in views:
+        m = v.migration
+        t.add_row(v.record.name, v.info.active if v.info else v.record.version, f"{v.record.far:g}", v.record.codec,
+                  str(v.info.n_items) if v.info else "?", f"#{m.id} -> {m.target}: {m.state}" if m else "-",
+                  str(len(v.warnings)) if v.warnings else "")
+    console.print(t)

@@ -1,0 +1,229 @@
+"""`harmony migrate ...`: move a gallery to a new embedding version, watch it, swap, roll back, gc.
+
+Thin commands over harmony.operations (plan, migrate, lifecycle, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from harmony.cli.common import JsonOpt, RegistryOpt, console, err_console, handle_errors
+from harmony.cli.gallery import echo_json, open_registry, plain
+
+app = typer.Typer(help="Migrate galleries between embedding versions: plan, resumable backfill, report, "
+                  "swap, rollback, gc.\n\nExample: harmony migrate gallery --gallery prod --to v2 --swap",
+                  no_args_is_help=True)
+
+GalleryOpt = Annotated[str, typer.Option("--gallery", "-g", help="Gallery name.")]
+AllowMissingOpt = Annotated[bool, typer.Option("--allow-missing", help="Swap even when some items have no new "
+                                               "vector (unreadable sources); they drop out of the served index.")]
+
+
+def _plan_panel(plan: Any, batch_size: int, swap: bool) -> Any:
+    from rich.panel import Panel
+
+    mode = "[green]mixed: queries switch at once[/]" if plan.compatible else "[yellow]full backfill before the swap[/]"
+    lines = [f"gallery [bold]{plan.gallery}[/]: {plan.n_items} items, {plan.dim}-D, codec {plan.codec}, "
+             f"operating FAR {plan.far:g}",
+             f"{plan.source} -> [bold]{plan.target}[/]: {mode}",
+             f"verdict: {plan.verdict.describe()}", ""]
+    lines += [f"{i}. {s}" for i, s in enumerate(plan.steps(batch_size, swap), 1)]
+    return Panel("\n".join(lines), title="migration plan", title_align="left", expand=False)
+
+
+def _failed(counts: dict) -> None:
+    items = counts.get("failed_items") or []
+    if counts.get("failed"):
+        err_console.print(f"[yellow]{counts['failed']} item(s) whose source could not be read keep their old vector "
+                          "(restore or remove them, then re-run; or swap with --allow-missing):[/]", highlight=False)
+        for f in items[:20]:
+            err_console.print(f"  {f['item_id']}  ({f['source']})", highlight=False, soft_wrap=True)
+        if counts["failed"] > 20:
+            err_console.print(f"  ... and {counts['failed'] - 20} more (all in `harmony migrate status --json`)")
+
+
+@app.command("gallery")
+@handle_errors
+def gallery_cmd(
+    gallery: GalleryOpt,
+    to: Annotated[str, typer.Option("--to", help="Target version (name or alias).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and change nothing.")] = False,
+    swap: Annotated[bool, typer.Option("--swap", help="Swap the new index in when the backfill is done.")] = False,
+    allow_missing: AllowMissingOpt = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items per committed backfill batch.")] = 256,
+    max_batches: Annotated[Optional[int], typer.Option("--max-batches", min=0, help="Stop after N batches "
+                                                       "(backfill in slices; re-run to continue).")] = None,
+    eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Report on this labelled image folder "
+                                                      "instead of the gallery's own items.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda ... (default: the GPU if any).")] = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Plan and run (or resume) a gallery's migration to a new version.
+
+    Compatible target (passing verdict at the gallery's FAR): queries switch to it at once and
+    search the old index mixed with the growing new one. Otherwise a full backfill comes first.
+    The backfill commits every batch: kill it any time, re-run the same command to resume.
+
+    Example: harmony migrate gallery --gallery prod --to v2 --swap
+    """
+    from harmony.operations.migrate import run_migration
+    from harmony.operations.plan import plan_migration
+    from harmony.operations.report import report_renderables
+
+    reg = open_registry(registry)
+    plan = plan_migration(reg, gallery, to)
+    if dry_run:
+        if as_json:
+            echo_json({"dry_run": True, "plan": plan.as_dict(batch_size, swap)})
+        else:
+            console.print(_plan_panel(plan, batch_size, swap))
+            console.print("[dim]dry run: nothing changed[/]")
+        return
+    if not as_json:
+        console.print(_plan_panel(plan, batch_size, swap))
+    out = run_migration(reg, plan, batch_size=batch_size, swap=swap and as_json, allow_missing=allow_missing,
+                        eval_data=eval_data, progress=not (quiet or as_json), stop_after=max_batches, device=device)
+    if as_json:
+        echo_json({"plan": plan.as_dict(batch_size, swap), "migration": out.migration, "backfill": out.backfill,
+                   "report": out.report, "swap": out.swap, "fixed": list(out.fixed)})
+        return
+    for f in out.fixed:
+        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
+    m, b = out.migration, out.backfill
+    if b is not None:
+        console.print(f"backfill to {plan.target}: {b.n_embedded} embedded in this run ({b.n_resumed} done before), "
+                      f"{b.n_failed} unreadable, {b.items_per_s:,.0f} items/s, {b.embed_share:.0%} of the time "
+                      f"embedding", highlight=False)
+    if not out.complete:
+        console.print(f"migration #{m.id} is {m.state}: {m.cursor or 0} of {plan.n_items} items done; re-run the "
+                      "same command to continue", highlight=False)
+        return
+    _failed(m.counts)
+    for part in report_renderables(out.report or m.report):
+        console.print(part)
+    if swap and m.state == "ready":  # swapped after the listing above, so a refusal comes last
+        from harmony.operations.lifecycle import swap_gallery
+
+        o = swap_gallery(reg, gallery, allow_missing=allow_missing)
+        console.print(f"swapped: gallery [bold]{gallery}[/] serves {o.active} (rollback to {o.previous} "
+                      f"until `harmony migrate gc --gallery {gallery}`)", highlight=False)
+    elif m.state == "ready":
+        console.print(f"migration #{m.id} is ready: `harmony migrate swap --gallery {gallery}` serves {plan.target}",
+                      highlight=False)
+    else:
+        console.print(f"migration #{m.id} is {m.state}; gallery {gallery} serves {plan.target}", highlight=False)
+
+
+@app.command("status")
+@handle_errors
+def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Where a gallery's migrations stand: state, backfill progress, failed items, report.
+
+    Example: harmony migrate status --gallery prod
+    """
+    from rich.table import Table
+
+    from harmony.operations.lifecycle import migration_status
+    from harmony.operations.report import report_renderables
+
+    s = migration_status(open_registry(registry), gallery)
+    if as_json:
+        echo_json({**plain(s), "latest": s.latest, "can_rollback": s.can_rollback})
+        return
+    console.print(f"gallery [bold]{s.gallery}[/] serves {s.active} ({s.n_items} items, FAR {s.far:g}); indexes: "
+                  f"{', '.join(s.versions) or '-'}; rollback target: {s.previous or '-'}", highlight=False)
+    if not s.migrations:
+        console.print("no migrations yet")
+    else:
+        t = Table(title=f"migrations of {s.gallery}", caption="times in UTC")
+        for col in ("#", "from", "to", "state", "done", "failed", "mode", "updated"):
+            t.add_column(col, justify="right" if col in ("#", "done", "failed") else "left")
+        for m in s.migrations:
+            t.add_row(str(m.id), m.source, m.target, m.state, str(m.cursor if m.cursor is not None else "-"),
+                      str(m.counts.get("failed", "-")), str(m.plan.get("mode", "-")),
+                      m.updated.strftime("%Y-%m-%d %H:%M:%S") if m.updated else "")
+        console.print(t)
+        b, m = s.backfill, s.latest
+        if b is not None and m.state in ("planned", "backfilling", "ready"):
+            console.print(f"gallery folder: backfill to {b.target} {b.state}, {b.done} processed, {b.pending} pending, "
+                          f"{b.failed} unreadable so far, {b.batches} batches committed", highlight=False)
+        _failed(m.counts)
+        if m.report:
+            for part in report_renderables(m.report):
+                console.print(part)
+    for w in s.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+
+
+def _swap_line(o: Any) -> str:
+    return {"swapped": f"gallery {o.gallery} now serves {o.active}; rollback to {o.previous} until gc",
+            "already": f"gallery {o.gallery} already serves {o.active}",
+            "rolled_back": f"migration #{o.migration.id} rolled back: gallery {o.gallery} serves {o.active}",
+            "cancelled": f"migration #{o.migration.id} cancelled (recorded as failed), its checkpoints deleted: "
+                         f"gallery {o.gallery} serves {o.active}"}[o.action] + \
+        (f" ({o.missing} item(s) without a vector there)" if o.missing else "")
+
+
+@app.command("swap")
+@handle_errors
+def swap_cmd(gallery: GalleryOpt, allow_missing: AllowMissingOpt = False, registry: RegistryOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """Serve the finished migration's new index (atomic; the old one stays for rollback).
+
+    Safe to re-run: a swap killed midway is completed by running it again.
+
+    Example: harmony migrate swap --gallery prod
+    """
+    from harmony.operations.lifecycle import swap_gallery
+
+    o = swap_gallery(open_registry(registry), gallery, allow_missing=allow_missing)
+    if as_json:
+        echo_json(o)
+        return
+    for f in o.fixed:
+        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
+    console.print(_swap_line(o), highlight=False)
+
+
+@app.command("rollback")
+@handle_errors
+def rollback_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Undo the newest migration: back to the old index after a swap (until gc), or cancel one in flight.
+
+    Example: harmony migrate rollback --gallery prod
+    """
+    from harmony.operations.lifecycle import rollback_gallery
+
+    o = rollback_gallery(open_registry(registry), gallery)
+    if as_json:
+        echo_json(o)
+        return
+    for f in o.fixed:
+        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
+    console.print(_swap_line(o), highlight=False)
+
+
+@app.command("gc")
+@handle_errors
+def gc_cmd(
+    gallery: GalleryOpt,
+    version: Annotated[Optional[str], typer.Option("--version", "-v", help="Delete only this version's index.")] = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete old indexes the gallery no longer serves (after this, rollback is impossible).
+
+    Example: harmony migrate gc --gallery prod
+    """
+    from harmony.operations.lifecycle import gc_gallery
+
+    dropped = gc_gallery(open_registry(registry), gallery, version)
+    if as_json:
+        echo_json({"gallery": gallery, "deleted": dropped})
+        return
+    console.print(f"deleted the {', '.join(dropped)} index(es) of gallery {gallery}" if dropped
+                  else f"gallery {gallery} holds no index to collect", highlight=False)

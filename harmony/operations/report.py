@@ -1,0 +1,171 @@
+"""The migration report: how the gallery verifies and identifies before, during and after.
+
+Over the gallery's labelled items (or ``--eval-data DIR``), embedded by both versions:
+VAL@FAR before (source,source), mixed (target->source, the cross figure queries rely on while
+the backfill runs) and after (target,target), plus top-1/top-5 identification with a gallery of
+one source-version vector per identity and the other items as target-version probes. Gallery
+vectors are the ones the indexes hold (flat exact, sq8 decoded and renormalised); IVF codecs
+cannot return stored vectors, so their items are re-embedded from their sources. Pairwise VAL
+is quadratic, so large galleries are measured on a seeded sample (``max_items``), said in the report.
+The result is a plain dict (stored in the registry's migration row) and rendered from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from harmony.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+REPORT_FARS = (1e-2, 1e-3)
+MAX_ITEMS = 4000
+EmbedBy = Callable[[str, list[str]], tuple[np.ndarray, np.ndarray]]  # (version, sources) -> (vectors, ok)
+
+
+def report_fars(far: float) -> list[float]:
+    return sorted({*REPORT_FARS, float(far)}, reverse=True)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def gallery_pairs(store: Any, source: str, target: str, embed: EmbedBy | None, max_items: int = MAX_ITEMS,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(old (n, d), new (n, d), labels (n,), about)`` for items holding a target vector."""
+    table = store.items()
+    rows = np.flatnonzero(table.versions == target)
+    total = int(rows.size)
+    if total > max_items:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_items, replace=False))
+    ids = [str(s) for s in table.item_ids[rows]]
+    about = {"data": "gallery items", "candidates": total, "sampled": total > max_items}
+    try:
+        old, new = store.vectors(ids, source), store.vectors(ids, target)
+        about["vectors"] = "as stored" if store.codec == "flat" else f"as stored ({store.codec}, decoded)"
+    except InvalidInput:  # an IVF codec keeps no id -> vector map: read the sources again
+        if embed is None:
+            raise
+        sources = [str(s) for s in table.sources[rows]]
+        old_v, ok_old = embed(source, sources)
+        new_v, ok_new = embed(target, sources)
+        both = ok_old & ok_new
+        old = old_v[both[ok_old]]
+        new = new_v[both[ok_new]]
+        rows = rows[both]
+        about["vectors"] = f"re-embedded from sources ({store.codec} keeps no stored vectors)"
+        about["unreadable"] = int((~both).sum())
+    return _unit(old), _unit(new), np.asarray(table.labels[rows]).astype(str), about
+
+
+def folder_pairs(reg: Any, source: str, target: str, data: Path | str
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Both versions' embeddings of an image folder (through the evaluation embedding cache)."""
+    from harmony.data.folder import scan_folder
+    from harmony.evaluation.cache import embed_cached, readable
+    from harmony.evaluation.sources import FileSource
+
+    idx = scan_folder(data, min_images=1)
+    src = FileSource.of(idx.paths)
+    old = embed_cached(reg, source, src)
+    new = embed_cached(reg, target, src)
+    ok = readable(old) & readable(new)
+    return old[ok], new[ok], idx.labels[ok], {"data": str(Path(data).absolute()), "candidates": len(idx),
+                                               "sampled": False, "vectors": "embedded (evaluation cache)",
+                                               "unreadable": int((~ok).sum())}
+
+
+def build_report(old: np.ndarray, new: np.ndarray, labels: np.ndarray, source: str, target: str,
+                 fars: Sequence[float], about: dict[str, Any]) -> dict[str, Any]:
+    """The report dict over one image set embedded by both versions (rows aligned)."""
+    from harmony.metrics import MetricsWarning, compatibility_report, identification_report
+
+    out: dict[str, Any] = {"source": source, "target": target, **about, "n_items": int(len(labels)),
+                           "n_identities": int(np.unique(labels).size), "fars": [float(f) for f in fars]}
+    try:
+        with warnings.catch_warnings():  # zero-false-accept figures are flagged in the report itself
+            warnings.simplefilter("ignore", MetricsWarning)
+            rep = compatibility_report(old, new, labels, fars, old_name=source, new_name=target)
+        out["verification"] = [
+            {"far": r.far, "before": r.old_old.val, "cross": r.new_old.val, "after": r.new_new.val,
+             "compatible_here": r.compatible, "zero_false_accepts": r.old_old.zero_false_accepts,
+             "threshold_before": r.old_old.as_dict()["threshold"], "threshold_cross": r.new_old.as_dict()["threshold"],
+             "threshold_after": r.new_new.as_dict()["threshold"], "n_same_pairs": r.old_old.n_same,
+             "n_diff_pairs": r.old_old.n_diff} for r in rep.rows]
+    except InvalidInput as e:
+        out["verification_error"] = e.message
+    try:
+        out["identification"] = identification_report(old, new, labels, 1, (1, 5), old_name=source,
+                                                       new_name=target).as_dict()
+    except InvalidInput as e:
+        out["identification_error"] = e.message
+    return out
+
+
+def migration_report(store: Any, source: str, target: str, far: float, *, reg: Any = None,
+                     eval_data: Path | str | None = None, embed: EmbedBy | None = None,
+                     max_items: int = MAX_ITEMS, seed: int = 0) -> dict[str, Any]:
+    """The report of a migration of ``store`` from ``source`` to ``target`` (see the module doc)."""
+    if eval_data is not None:
+        old, new, labels, about = folder_pairs(reg, source, target, eval_data)
+    else:
+        old, new, labels, about = gallery_pairs(store, source, target, embed, max_items, seed)
+    if len(labels) < 2:
+        return {"source": source, "target": target, **about, "n_items": int(len(labels)),
+                "verification_error": f"{len(labels)} item(s) with vectors of both versions: nothing to compare"}
+    return build_report(old, new, labels, source, target, report_fars(far), about)
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def report_renderables(report: dict[str, Any]) -> list[Any]:
+    """Rich tables (and one-line notes) for a report dict, as stored in the registry."""
+    from rich.table import Table
+
+    if not report:
+        return ["no report yet: it is computed when the backfill completes"]
+    s, t = report["source"], report["target"]
+    where = report.get("data", "?")
+    n = f"{report.get('n_items', 0)} items, {report.get('n_identities', 0)} identities"
+    if report.get("sampled"):
+        n += f", a seeded sample of {report['candidates']}"
+    out: list[Any] = []
+    if "verification" in report:
+        tab = Table(title=f"verification on {where} ({n}; vectors {report.get('vectors', '?')})")
+        tab.add_column("FAR", justify="right")
+        tab.add_column(f"before VAL({s},{s})", justify="right")
+        tab.add_column(f"mixed VAL({t}->{s})", justify="right")
+        tab.add_column(f"after VAL({t},{t})", justify="right")
+        tab.add_column(f"{t}->{s} >= {s},{s}", justify="center")
+        for r in report["verification"]:
+            tab.add_row(f"{r['far']:g}" + (" *" if r["zero_false_accepts"] else ""), _pct(r["before"]),
+                        _pct(r["cross"]), _pct(r["after"]), "[green]yes[/]" if r["compatible_here"] else "[red]no[/]")
+        if any(r["zero_false_accepts"] for r in report["verification"]):
+            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
+        out.append(tab)
+    else:
+        out.append(f"verification: not measured ({report.get('verification_error', 'no data')})")
+    ident = report.get("identification")
+    if ident:
+        tab = Table(title=f"identification: gallery = 1 {s} vector per identity ({ident['n_gallery']}), "
+                          f"{ident['n_probes']} probes")
+        tab.add_column("probe -> gallery")
+        for k in ident["ks"]:
+            tab.add_column(f"top-{k}", justify="right")
+        for r in ident["rows"]:
+            tab.add_row(f"{r['probe']} -> {r['gallery']}", *(_pct(r["accuracy"][str(k)]) for k in ident["ks"]))
+        out.append(tab)
+    elif "identification_error" in report:
+        out.append(f"identification: not measured ({report['identification_error']})")
+    return out
