@@ -1,0 +1,31 @@
+"""The demo's orchestration end to end on micro recipes (the real recipes take minutes)."""
+
+from __future__ import annotations
+
+from tests.conftest import write_recipe
+
+
+def test_demo_story_runs_on_micro_recipes(tmp_path):
+    from harmony.demo import run_demo
+    from harmony.registry import Registry
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    write_recipe(recipes / "base-tiny.yaml")
+    big = {"backbone_args": {"widths": [12, 24]}, "dim": 16}
+    write_recipe(recipes / "base-tiny-large.yaml", model=big)
+    write_recipe(recipes / "harmonic-tiny.yaml", model=big)
+    said = []
+    res = run_demo(tmp_path / "out", say=said.append, progress=False, recipes=recipes, gallery_identities=6,
+                   per_identity=4, eval_identities=20)
+    reg = Registry.open(tmp_path / "out" / "registry")
+    assert {v.name for v in reg.list_versions()} == {"v1", "v2-base", "v2"}
+    g = reg.get_gallery("prod")
+    assert g.version == "v2"  # swapped at the end
+    assert 0 < res.mid_progress["done"] < res.mid_progress["total"]  # queries ran before the backfill finished
+    # v2 queries mid-backfill: mixed search when compatible at the gallery's FAR, else a refusal
+    assert (res.mid_search and all(hits for hits in res.mid_search)) or "refused" in res.mid_refusal.lower() \
+        or "compatib" in res.mid_refusal
+    assert (tmp_path / "out" / "val_far.png").stat().st_size > 1000
+    assert res.report and res.compat["rows"]
+    assert "total" in res.timings
