@@ -102,3 +102,31 @@ def test_require_compatible_fails_without_recording(micro_recipe, registry_root)
     else:
         assert r.exit_code == 1 and "not compatible" in r.output
         assert reg.compatibility("v2", "v1") == []
+
+
+def test_harmonic_from_an_external_torchscript_version(tmp_path, micro_recipe, registry_root):
+    """A legacy model harmony did not train (TorchScript) can be the frozen v1 of a harmonic run."""
+    import torch
+
+    from harmony.registry import Registry
+    from harmony.registry.external import register_torchscript
+
+    class Legacy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 16, 5, stride=4)
+
+        def forward(self, x):
+            return torch.nn.functional.normalize(self.conv(x).mean((2, 3)), dim=1)
+
+    torch.manual_seed(0)
+    path = tmp_path / "legacy.pt"
+    torch.jit.script(Legacy()).save(str(path))
+    reg = Registry.open(registry_root)
+    register_torchscript(reg, "legacy", path, image_size=32)
+    r = invoke("train", "harmonic", "--from", "legacy", "--recipe", micro_recipe, "--name", "v2", "--quiet",
+               "--registry", registry_root)
+    assert r.exit_code == 0, r.output
+    v2 = reg.get_version("v2")
+    assert v2.parent == "legacy" and v2.dim == 16
+    assert reg.compatibility("v2", "legacy")
