@@ -6,6 +6,8 @@ from __future__ import annotations
 import typer
 
 from harmony.cli import data as data_cli
+from harmony.cli import gallery as gallery_cli
+from harmony.cli import migrate as migrate_cli
 from harmony.cli.demo import demo_command
 from harmony.cli.eval import eval_command
 from harmony.cli import registry as registry_cli
@@ -23,6 +25,8 @@ app.add_typer(train_cli.app, name="train")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(registry_cli.app, name="registry")
 app.command("eval")(eval_command)
+app.add_typer(gallery_cli.app, name="gallery")
+app.add_typer(migrate_cli.app, name="migrate")
 app.command("demo")(demo_command)
 # -- command groups added by later issues (one line each) --
 
