@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harmony.io import atomic_write_text
+
 RESULTS = Path(__file__).parent / "results" / "migration.json"
 SIZE = 64
 DIM = 128
@@ -210,8 +212,7 @@ def run(quick: bool = True) -> dict:
               "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), **r}
     result["rows"] = _rows(r)
     result["summary"] = _summary(r)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
     _print(result)
     return result
 

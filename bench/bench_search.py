@@ -25,6 +25,7 @@ import numpy as np
 from harmony.gallery import index as fx
 from harmony.gallery.store import GalleryStore
 from harmony.gallery.synthetic import HashEmbedder, clustered_unit_vectors
+from harmony.io import atomic_write_text
 from harmony.migration.backfill import run_backfill
 
 DIM = 128
@@ -156,8 +157,7 @@ def run(quick: bool = True) -> dict:
     result["benchmark"] = "search"
     result["rows"] = _rows(result)
     result["summary"] = _summary(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
     _print(result)
     return result
 

@@ -12,6 +12,8 @@ import platform
 import time
 from pathlib import Path
 
+from harmony.io import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results" / "synthetic.json"
 TARGET = 2000.0  # images/s at 64 px on 2 CPU cores (foundation issue)
 
@@ -39,8 +41,7 @@ def run(quick: bool = True) -> dict:
                      "ratio_vs_target": rate / TARGET if size == 64 else None})
     out = {"benchmark": "synthetic", "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                                                    "platform": platform.platform()}, "rows": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
+    atomic_write_text(RESULTS, json.dumps(out, indent=2))
     return out
 
 

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from harmony.io import atomic_write_text
+
 RESULTS = Path(__file__).resolve().parent / "results" / "triplet.json"
 MEM_LIMIT_GB = 16.0
 
@@ -87,8 +89,7 @@ def run(quick: bool = True) -> dict:
                          "speedup": r["seconds"] / ours["seconds"] if "seconds" in r else None,
                          "note": r.get("skipped", "")})
     out = {"benchmark": "triplet", "machine": {"cpus": os.cpu_count()}, "rows": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
+    atomic_write_text(RESULTS, json.dumps(out, indent=2))
     return out
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harmony.io import atomic_write_text
+
 FARS = (1e-3, 1e-2)
 RESULTS = Path(__file__).resolve().parent / "results" / "val_at_far.json"
 REF_LIMIT_GB = 8.0
@@ -163,10 +165,7 @@ def run(quick: bool = True) -> dict:
                        "torch_threads": torch.get_num_threads(), "load_avg_1m_before_after": load},
            "method": "fresh subprocess per measurement; seconds = wall time (ours: best of repeats); "
                      "peak_mb = ru_maxrss growth over the post-warm-up baseline"}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    os.replace(tmp, RESULTS)
+    atomic_write_text(RESULTS, json.dumps(out, indent=2) + "\n")
     return out
 
 

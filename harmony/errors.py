@@ -56,3 +56,9 @@ class InUse(HarmonyError):
     """Refused because something still depends on the object (a gallery, an alias)."""
 
     code = "in_use"
+
+
+class DiskFull(HarmonyError):
+    """The file system ran out of space (or quota) during a write; nothing committed was lost."""
+
+    code = "disk_full"

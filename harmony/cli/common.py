@@ -1,14 +1,19 @@
-"""Shared CLI plumbing: the console, the --registry option and one-line error handling."""
+"""Shared CLI plumbing: the consoles, the options every group takes, opening the registry, JSON
+output, rich tables and one-line error handling."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
+from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, TypeVar
+from typing import Annotated, Any, Callable, Collection, Iterable, Optional, Sequence, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,6 +30,8 @@ RegistryOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: the GPU if any).")]
 
 
 def registry_root(path: Optional[Path]) -> Path:
@@ -33,6 +40,66 @@ def registry_root(path: Optional[Path]) -> Path:
         return Path(path)
     env = os.environ.get("HARMONY_REGISTRY")
     return Path(env) if env else Path("registry")
+
+
+def open_registry(registry: Optional[Path]) -> Any:
+    """The Registry at the resolved root (duckdb is imported here, not at CLI import)."""
+    from harmony.registry import Registry
+
+    return Registry.open(registry_root(registry))
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses, dates, paths and numpy scalars as JSON-ready values (NaN becomes null)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")}
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(plain(value), indent=1, default=str))
+
+
+def table(title: Optional[str], columns: Iterable[str], right: Collection[str] = (), no_wrap: Collection[str] = (),
+          **kwargs: Any) -> Table:
+    """A rich Table with these column headers; those in ``right`` (numbers) are right-justified."""
+    t = Table(title=title, **kwargs)
+    for col in columns:
+        t.add_column(col, justify="right" if col in right else "left", no_wrap=col in no_wrap)
+    return t
+
+
+def field_table(title: str, rows: Iterable[tuple[str, str]]) -> Table:
+    """A two-column ``field | value`` table without a header (one record)."""
+    t = Table(title=title, show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for k, v in rows:
+        t.add_row(k, v)
+    return t
+
+
+def print_first(header: str, lines: Sequence[str], total: Optional[int] = None, more: str = "",
+                limit: int = 20) -> None:
+    """On stderr: a yellow header, the first ``limit`` lines, then how many of ``total`` were left out."""
+    total = len(lines) if total is None else total
+    err_console.print(f"[yellow]{header}:[/]", highlight=False)
+    for line in lines[:limit]:
+        err_console.print(f"  {line}", highlight=False, soft_wrap=True)
+    if total > limit:
+        err_console.print(f"  ... and {total - limit} more{more}", highlight=False)
 
 
 def handle_errors(fn: F) -> F:

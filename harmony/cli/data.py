@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from harmony.cli.common import console, handle_errors
+from harmony.cli.common import console, handle_errors, table
 
-app = typer.Typer(help="Synthetic faces and image folders.", no_args_is_help=True)
+app = typer.Typer(help="Synthetic faces and image folders.\n\n"
+                  "Example: harmony data synth --identities 20 --out data/synth", no_args_is_help=True)
+
+
+def _save_image(path: Path, rgb: Any, fmt: str) -> None:
+    """Encode an (h, w, 3) uint8 image as png or jpg (quality 92) and write it atomically."""
+    import io
+
+    from PIL import Image
+
+    from harmony.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 @app.command("synth")
@@ -31,11 +45,9 @@ def synth(
     import time
 
     import numpy as np
-    from PIL import Image
 
     from harmony.data.synthetic import SynthConfig, render_set
     from harmony.errors import InvalidInput
-    from harmony.io import atomic_write_bytes
 
     if out is None and preview is None:
         raise InvalidInput("nothing to do", hint="pass --out DIR and/or --preview FILE.png")
@@ -49,24 +61,14 @@ def synth(
         from rich.progress import track
 
         for i in track(range(len(images)), description="writing", console=console, transient=True):
-            d = out / f"id{labels[i]:05d}"
-            d.mkdir(parents=True, exist_ok=True)
-            import io
-
-            buf = io.BytesIO()
-            Image.fromarray(images[i]).save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
-            atomic_write_bytes(d / f"{i % per_identity:04d}.{fmt}", buf.getvalue())
+            _save_image(out / f"id{labels[i]:05d}" / f"{i % per_identity:04d}.{fmt}", images[i], fmt)
         console.print(f"wrote {len(images)} images of {identities} identities to [bold]{out}[/]")
     if preview is not None:
         rows = min(identities, 8)
         cols = min(per_identity, 8)
         grid = images[: rows * per_identity].reshape(rows, per_identity, size, size, 3)[:, :cols]
         sheet = grid.transpose(0, 2, 1, 3, 4).reshape(rows * size, cols * size, 3)
-        import io
-
-        buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(sheet)).save(buf, format="PNG")
-        atomic_write_bytes(preview, buf.getvalue())
+        _save_image(preview, np.ascontiguousarray(sheet), "png")
         console.print(f"contact sheet ({rows} identities x {cols} images) saved to [bold]{preview}[/]")
     console.print(f"rendered {len(images)} images in {dt:.2f} s ({len(images) / max(dt, 1e-9):,.0f} images/s)")
 
@@ -79,14 +81,10 @@ def scan(root: Annotated[Path, typer.Argument(help="Image folder: ROOT/<identity
 
     Example: harmony data scan data/synth
     """
-    from rich.table import Table
-
     from harmony.data.folder import scan_folder
 
     idx = scan_folder(root, min_images)
-    t = Table(title=f"image folder {root}")
-    t.add_column("what")
-    t.add_column("count", justify="right")
+    t = table(f"image folder {root}", ("what", "count"), right=("count",))
     t.add_row("identities used", str(len(idx.identities)))
     t.add_row("images used", str(len(idx)))
     t.add_row(f"identities skipped (< {min_images} images)", str(len(idx.skipped_identities)))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmony.cli.common import console, handle_errors
+from harmony.cli.common import QuietOpt, console, handle_errors, quiet_lightning, table
 
 
 @handle_errors
@@ -18,7 +18,7 @@ def demo_command(
                                                       "(a quicker, weaker demo).")] = None,
     recipes: Annotated[Path, typer.Option("--recipes", help="Folder with base-tiny.yaml, base-tiny-large.yaml, "
                                           "harmonic-tiny.yaml.")] = Path(__file__).resolve().parents[2] / "recipes",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the harmony story end to end on built-in synthetic faces (about 10 minutes on 2 CPU cores).
 
@@ -26,9 +26,6 @@ def demo_command(
     """
     import tempfile
 
-    from rich.table import Table
-
-    from harmony.cli.common import quiet_lightning
     from harmony.demo import run_demo
 
     quiet_lightning(quiet)
@@ -41,9 +38,7 @@ def demo_command(
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"harmony demo in [bold]{out}[/] (its own registry: {out / 'registry'})")
     res = run_demo(out, say=console.print, progress=not quiet, recipes=recipes, max_epochs=max_epochs)
-    t = Table(title="demo timings (s)")
-    t.add_column("step")
-    t.add_column("seconds", justify="right")
+    t = table("demo timings (s)", ("step", "seconds"), right=("seconds",))
     for k, v in res.timings.items():
         t.add_row(k, f"{v:.0f}")
     console.print(t)

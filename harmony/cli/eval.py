@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmony.cli.common import JsonOpt, RegistryOpt, console, handle_errors, registry_root
+from harmony.cli.common import DeviceOpt, JsonOpt, RegistryOpt, console, handle_errors, open_registry
 
 
 @handle_errors
@@ -40,8 +40,7 @@ def eval_command(
         "--far", help="FAR target (repeatable; default 1e-2 and 1e-3).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write VAL-vs-FAR curves to this PNG.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per encoder batch.")] = 512,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="cpu, cuda, cuda:1 ... (default: the GPU when there is one).")] = None,
+    device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -56,11 +55,10 @@ def eval_command(
 
     from harmony.evaluation import evaluate, resolve_data
     from harmony.evaluation.tables import render
-    from harmony.registry import Registry
 
     eval_data = resolve_data(data=data, synthetic=synthetic, per_identity=per_identity, size=size, seed=seed,
                              lfw_pairs=lfw_pairs, pairs_csv=pairs_csv)
-    reg = Registry.open(registry_root(registry))
+    reg = open_registry(registry)
     result = evaluate(reg, version, against, eval_data, fars=tuple(far) if far else (1e-2, 1e-3), plot=plot,
                       batch_size=batch_size, device=device, allow_missing=allow_missing)
     if as_json:

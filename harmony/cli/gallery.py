@@ -4,16 +4,14 @@ Thin commands over harmony.operations.galleries; torch and faiss are imported in
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Sequence
 
 import typer
 
-from harmony.cli.common import JsonOpt, RegistryOpt, console, err_console, handle_errors, registry_root
+from harmony.cli.common import (DeviceOpt, JsonOpt, QuietOpt, RegistryOpt, console, echo_json, err_console,
+                                field_table, handle_errors, open_registry, print_first, table)
 
 app = typer.Typer(help="Galleries: FAISS indexes of face embeddings, registered with their version and FAR.\n\n"
                   "Example: harmony gallery build --name prod --version v1 --data faces/", no_args_is_help=True)
@@ -28,46 +26,11 @@ class Codec(str, Enum):
 
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Gallery name.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Images per embedding batch.")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1 ... (default: the GPU if any).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
-def open_registry(registry: Optional[Path]) -> Any:
-    from harmony.registry import Registry
-
-    return Registry.open(registry_root(registry))
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses, dates, paths and numpy scalars as JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if not f.name.startswith("_")}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def echo_json(value: Any) -> None:
-    typer.echo(json.dumps(plain(value), indent=1, default=str))
-
-
-def list_unreadable(paths: tuple[str, ...] | list[str], what: str = "unreadable image(s) skipped") -> None:
+def list_unreadable(paths: Sequence[str], what: str = "unreadable image(s) skipped") -> None:
     if paths:
-        err_console.print(f"[yellow]{len(paths)} {what}:[/]", highlight=False)
-        for p in paths[:20]:
-            err_console.print(f"  {p}", highlight=False, soft_wrap=True)
-        if len(paths) > 20:
-            err_console.print(f"  ... and {len(paths) - 20} more", highlight=False)
+        print_first(f"{len(paths)} {what}", paths)
 
 
 @app.command("build")
@@ -177,8 +140,6 @@ def search(
 
     Example: harmony gallery search --name prod --query probe.jpg -k 5 --version v2
     """
-    from rich.table import Table
-
     from harmony.operations.galleries import search_gallery
 
     r = search_gallery(open_registry(registry), name, query, k, version, batch_size=batch_size, device=device)
@@ -193,10 +154,8 @@ def search(
     how = {"direct": "", "cross": f" against its {r.gallery_version} vectors",
            "mixed": f" mixed over {r.gallery_version} and {r.query_version} vectors"}[r.mode]
     for q, hits in zip(r.queries, r.hits):
-        t = Table(title=f"{q}: {r.query_version} query on gallery {r.gallery}{how}", title_justify="left")
-        for col, just in (("rank", "right"), ("item", "left"), ("identity", "left"), ("distance", "right"),
-                          ("vector", "left")):
-            t.add_column(col, justify=just)
+        t = table(f"{q}: {r.query_version} query on gallery {r.gallery}{how}",
+                  ("rank", "item", "identity", "distance", "vector"), right=("rank", "distance"), title_justify="left")
         for i, h in enumerate(hits):
             t.add_row(str(i + 1), h.item_id, h.label, f"{h.distance:.4f}", h.version)
         console.print(t)
@@ -230,8 +189,6 @@ def info(
 
     Example: harmony gallery info --name prod --items 10
     """
-    from rich.table import Table
-
     from harmony.operations.galleries import gallery_view, items_of, open_gallery
 
     reg = open_registry(registry)
@@ -241,16 +198,9 @@ def info(
         echo_json({"gallery": view.record, "store": view.info, "migration": view.migration,
                    "warnings": list(view.warnings), "items": listed})
         return
-    t = Table(title=f"gallery {name}", show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value")
-    for k, v in _info_rows(view):
-        t.add_row(k, v)
-    console.print(t)
+    console.print(field_table(f"gallery {name}", _info_rows(view)))
     if listed:
-        it = Table(title=f"first {len(listed)} items")
-        for col in ("item", "identity", "source"):
-            it.add_column(col)
+        it = table(f"first {len(listed)} items", ("item", "identity", "source"))
         for s in listed:
             it.add_row(s.item_id, s.label, s.source)
         console.print(it)
@@ -265,8 +215,6 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
     Example: harmony gallery list --json
     """
-    from rich.table import Table
-
     from harmony.operations.galleries import list_gallery_views
 
     reg = open_registry(registry)
@@ -278,9 +226,8 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     if not views:
         console.print(f"no galleries in {reg.root} yet; build one with `harmony gallery build`")
         return
-    t = Table(title=f"galleries in {reg.root}")
-    for col in ("name", "version", "FAR", "codec", "items", "migration", "warnings"):
-        t.add_column(col, justify="right" if col == "items" else "left")
+    t = table(f"galleries in {reg.root}", ("name", "version", "FAR", "codec", "items", "migration", "warnings"),
+              right=("items",))
     for v in views:
         m = v.migration
         t.add_row(v.record.name, v.info.active if v.info else v.record.version, f"{v.record.far:g}", v.record.codec,

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from harmony.cli.common import JsonOpt, RegistryOpt, console, err_console, handle_errors
-from harmony.cli.gallery import echo_json, open_registry, plain
+from harmony.cli.common import (DeviceOpt, JsonOpt, QuietOpt, RegistryOpt, console, echo_json, err_console,
+                                handle_errors, open_registry, plain, print_first, table)
 
 app = typer.Typer(help="Migrate galleries between embedding versions: plan, resumable backfill, report, "
                   "swap, rollback, gc.\n\nExample: harmony migrate gallery --gallery prod --to v2 --swap",
@@ -34,14 +34,16 @@ def _plan_panel(plan: Any, batch_size: int, swap: bool) -> Any:
 
 
 def _failed(counts: dict) -> None:
-    items = counts.get("failed_items") or []
     if counts.get("failed"):
-        err_console.print(f"[yellow]{counts['failed']} item(s) whose source could not be read keep their old vector "
-                          "(restore or remove them, then re-run; or swap with --allow-missing):[/]", highlight=False)
-        for f in items[:20]:
-            err_console.print(f"  {f['item_id']}  ({f['source']})", highlight=False, soft_wrap=True)
-        if counts["failed"] > 20:
-            err_console.print(f"  ... and {counts['failed'] - 20} more (all in `harmony migrate status --json`)")
+        print_first(f"{counts['failed']} item(s) whose source could not be read keep their old vector (restore or "
+                    "remove them, then re-run; or swap with --allow-missing)",
+                    [f"{f['item_id']}  ({f['source']})" for f in counts.get("failed_items") or []],
+                    total=counts["failed"], more=" (all in `harmony migrate status --json`)")
+
+
+def _print_repairs(fixed: Any) -> None:
+    for f in fixed:
+        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
 
 
 @app.command("gallery")
@@ -57,10 +59,10 @@ def gallery_cmd(
                                                        "(backfill in slices; re-run to continue).")] = None,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Report on this labelled image folder "
                                                       "instead of the gallery's own items.")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda ... (default: the GPU if any).")] = None,
+    device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Plan and run (or resume) a gallery's migration to a new version.
 
@@ -91,8 +93,7 @@ def gallery_cmd(
         echo_json({"plan": plan.as_dict(batch_size, swap), "migration": out.migration, "backfill": out.backfill,
                    "report": out.report, "swap": out.swap, "fixed": list(out.fixed)})
         return
-    for f in out.fixed:
-        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
+    _print_repairs(out.fixed)
     m, b = out.migration, out.backfill
     if b is not None:
         console.print(f"backfill to {plan.target}: {b.n_embedded} embedded in this run ({b.n_resumed} done before), "
@@ -125,8 +126,6 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
 
     Example: harmony migrate status --gallery prod
     """
-    from rich.table import Table
-
     from harmony.operations.lifecycle import migration_status
     from harmony.operations.report import report_renderables
 
@@ -139,9 +138,8 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
     if not s.migrations:
         console.print("no migrations yet")
     else:
-        t = Table(title=f"migrations of {s.gallery}", caption="times in UTC")
-        for col in ("#", "from", "to", "state", "done", "failed", "mode", "updated"):
-            t.add_column(col, justify="right" if col in ("#", "done", "failed") else "left")
+        t = table(f"migrations of {s.gallery}", ("#", "from", "to", "state", "done", "failed", "mode", "updated"),
+                  right=("#", "done", "failed"), caption="times in UTC")
         for m in s.migrations:
             t.add_row(str(m.id), m.source, m.target, m.state, str(m.cursor if m.cursor is not None else "-"),
                       str(m.counts.get("failed", "-")), str(m.plan.get("mode", "-")),
@@ -157,6 +155,15 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
                 console.print(part)
     for w in s.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+
+
+def _print_outcome(o: Any, as_json: bool) -> None:
+    """One swap/rollback outcome: JSON, or the repairs made on the way and one line."""
+    if as_json:
+        echo_json(o)
+        return
+    _print_repairs(o.fixed)
+    console.print(_swap_line(o), highlight=False)
 
 
 def _swap_line(o: Any) -> str:
@@ -180,13 +187,7 @@ def swap_cmd(gallery: GalleryOpt, allow_missing: AllowMissingOpt = False, regist
     """
     from harmony.operations.lifecycle import swap_gallery
 
-    o = swap_gallery(open_registry(registry), gallery, allow_missing=allow_missing)
-    if as_json:
-        echo_json(o)
-        return
-    for f in o.fixed:
-        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
-    console.print(_swap_line(o), highlight=False)
+    _print_outcome(swap_gallery(open_registry(registry), gallery, allow_missing=allow_missing), as_json)
 
 
 @app.command("rollback")
@@ -198,13 +199,7 @@ def rollback_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: Jso
     """
     from harmony.operations.lifecycle import rollback_gallery
 
-    o = rollback_gallery(open_registry(registry), gallery)
-    if as_json:
-        echo_json(o)
-        return
-    for f in o.fixed:
-        console.print(f"[yellow]repaired:[/] {f}", highlight=False)
-    console.print(_swap_line(o), highlight=False)
+    _print_outcome(rollback_gallery(open_registry(registry), gallery), as_json)
 
 
 @app.command("gc")

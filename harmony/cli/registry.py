@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import date, datetime
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from harmony.cli.common import JsonOpt, RegistryOpt, console, err_console, handle_errors, registry_root
+from harmony.cli.common import (JsonOpt, RegistryOpt, console, echo_json, err_console, field_table, handle_errors,
+                                open_registry, plain, table)
 
 app = typer.Typer(help="Inspect and maintain the registry of embedding versions.\n\n"
                   "Example: harmony registry list", no_args_is_help=True)
@@ -38,28 +39,7 @@ class ExportFormat(str, Enum):
     json = "json"
 
 
-def _open(registry: Optional[Path]):
-    from harmony.registry import Registry
-
-    return Registry.open(registry_root(registry))
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _echo_json(value: Any) -> None:
-    typer.echo(json.dumps(_plain(value), indent=2, default=str))
+VersionArg = Annotated[str, typer.Argument(help="Version name or alias.")]
 
 
 def _when(ts: datetime | None) -> str:
@@ -70,14 +50,12 @@ def _versions_table(versions, aliases: dict[str, str], title: str) -> Table:
     by_version: dict[str, list[str]] = {}
     for alias, target in aliases.items():
         by_version.setdefault(target, []).append(alias)
-    table = Table(title=title, caption="times in UTC")
-    for col in ("name", "kind", "dim", "backbone", "parent", "aliases", "created", "sha256"):
-        table.add_column(col, justify="right" if col == "dim" else "left",
-                         no_wrap=col in ("name", "kind", "created", "sha256"))
+    t = table(title, ("name", "kind", "dim", "backbone", "parent", "aliases", "created", "sha256"), right=("dim",),
+              no_wrap=("name", "kind", "created", "sha256"), caption="times in UTC")
     for v in versions:
-        table.add_row(v.name, v.kind, str(v.dim), v.backbone, v.parent or "", ", ".join(by_version.get(v.name, [])),
-                      _when(v.created), v.sha256[:8])
-    return table
+        t.add_row(v.name, v.kind, str(v.dim), v.backbone, v.parent or "", ", ".join(by_version.get(v.name, [])),
+                  _when(v.created), v.sha256[:8])
+    return t
 
 
 @app.command("list")
@@ -87,10 +65,10 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
     Example: harmony registry list --json
     """
-    reg = _open(registry)
+    reg = open_registry(registry)
     versions, aliases = reg.list_versions(), reg.aliases()
     if as_json:
-        _echo_json(versions)
+        echo_json(versions)
         return
     if not versions:
         console.print(f"no versions in {reg.root} yet; train one with `harmony train base`")
@@ -100,32 +78,24 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("show")
 @handle_errors
-def show_cmd(name: Annotated[str, typer.Argument(help="Version name or alias.")],
-             registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+def show_cmd(name: VersionArg, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """Show one version: its record, aliases and evaluations.
 
     Example: harmony registry show prod
     """
-    reg = _open(registry)
+    reg = open_registry(registry)
     v = reg.get_version(name)
     aliases = sorted(a for a, t in reg.aliases().items() if t == v.name)
     evals = reg.evaluations(v.name)
     if as_json:
-        _echo_json({**_plain(v), "aliases": aliases, "evaluations": evals})
+        echo_json({**plain(v), "aliases": aliases, "evaluations": evals})
         return
-    table = Table(title=f"version {v.name}", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in dataclasses.asdict(v).items():
-        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict) else _when(value) \
-            if isinstance(value, datetime) else str(value if value is not None else "")
-        table.add_row(key, shown)
-    table.add_row("aliases", ", ".join(aliases))
-    console.print(table)
+    rows = [(key, json.dumps(value, sort_keys=True) if isinstance(value, dict) else _when(value)
+             if isinstance(value, datetime) else str(value if value is not None else ""))
+            for key, value in dataclasses.asdict(v).items()]
+    console.print(field_table(f"version {v.name}", [*rows, ("aliases", ", ".join(aliases))]))
     if evals:
-        et = Table(title="evaluations")
-        for col in ("id", "dataset", "against", "metrics", "created (UTC)"):
-            et.add_column(col)
+        et = table("evaluations", ("id", "dataset", "against", "metrics", "created (UTC)"))
         for e in evals:
             et.add_row(str(e["id"]), e["dataset"], e["against"] or "", json.dumps(e["metrics"], sort_keys=True),
                        _when(e["created"]))
@@ -134,16 +104,15 @@ def show_cmd(name: Annotated[str, typer.Argument(help="Version name or alias.")]
 
 @app.command("lineage")
 @handle_errors
-def lineage_cmd(name: Annotated[str, typer.Argument(help="Version name or alias.")],
-                registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+def lineage_cmd(name: VersionArg, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """Show a version, its parent, grandparent, ...
 
     Example: harmony registry lineage v3
     """
-    reg = _open(registry)
+    reg = open_registry(registry)
     chain = reg.lineage(name)
     if as_json:
-        _echo_json(chain)
+        echo_json(chain)
         return
     console.print(_versions_table(chain, reg.aliases(), f"lineage of {chain[0].name} (newest first)"))
 
@@ -157,26 +126,24 @@ def compat_cmd(new: Annotated[str, typer.Argument(help="The newer version (probe
 
     Example: harmony registry compat v2 v1
     """
-    reg = _open(registry)
+    reg = open_registry(registry)
     rows = reg.compatibility(new, old)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         console.print(f"no compatibility measured for {new} against {old}; "
                       "measure it with `harmony train harmonic` or `harmony eval compat`")
         return
-    table = Table(title=f"{rows[0].new} against {rows[0].old}: VAL at FAR (probes,gallery)")
-    table.add_column("dataset", no_wrap=True)
-    for col in ("FAR", "old,old", "new,new", "new->old", "old->new"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True, min_width=12)
+    cells = ("FAR", "old,old", "new,new", "new->old", "old->new")
+    t = table(f"{rows[0].new} against {rows[0].old}: VAL at FAR (probes,gallery)", ("dataset", *cells), right=cells,
+              no_wrap=("dataset", *cells))
+    t.add_column("verdict", no_wrap=True, min_width=12)
     for c in rows:
-        t = c.table
         verdict = "[green]compatible[/]" if c.compatible else "[red]incompatible[/]"
-        table.add_row(c.dataset, f"{c.far:g}", *(f"{t[k]:.4f}" for k in ("old_old", "new_new", "new_old", "old_new")),
-                      verdict)
-    console.print(table)
+        t.add_row(c.dataset, f"{c.far:g}",
+                  *(f"{c.table[k]:.4f}" for k in ("old_old", "new_new", "new_old", "old_new")), verdict)
+    console.print(t)
 
 
 @alias_app.command("set")
@@ -186,7 +153,7 @@ def alias_set(alias: str, version: str, registry: RegistryOpt = None) -> None:
 
     Example: harmony registry alias set prod v2
     """
-    reg = _open(registry)
+    reg = open_registry(registry)
     reg.set_alias(alias, version)
     console.print(f"{alias} -> {reg.resolve(alias)}")
 
@@ -198,7 +165,7 @@ def alias_rm(alias: str, registry: RegistryOpt = None) -> None:
 
     Example: harmony registry alias rm staging
     """
-    _open(registry).remove_alias(alias)
+    open_registry(registry).remove_alias(alias)
     console.print(f"removed alias {alias}")
 
 
@@ -209,16 +176,14 @@ def alias_list(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
     Example: harmony registry alias list
     """
-    aliases = _open(registry).aliases()
+    aliases = open_registry(registry).aliases()
     if as_json:
-        _echo_json(aliases)
+        echo_json(aliases)
         return
-    table = Table(title="aliases")
-    table.add_column("alias")
-    table.add_column("version")
+    t = table("aliases", ("alias", "version"))
     for a, v in aliases.items():
-        table.add_row(a, v)
-    console.print(table)
+        t.add_row(a, v)
+    console.print(t)
 
 
 @app.command("verify")
@@ -229,20 +194,18 @@ def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (
 
     Example: harmony registry verify
     """
-    reg = _open(registry)
+    reg = open_registry(registry)
     results = reg.verify(name)
     bad = [r for r in results if r.status in ("missing", "altered")]
     if as_json:
-        _echo_json(results)
+        echo_json(results)
     else:
-        table = Table(title=f"artifact check of {reg.root}")
-        for col in ("version", "status", "path", "detail"):
-            table.add_column(col)
+        t = table(f"artifact check of {reg.root}", ("version", "status", "path", "detail"))
         colour = {"ok": "green", "orphan": "yellow"}
         for r in results:
             shown = Path(r.path).relative_to(reg.root) if Path(r.path).is_relative_to(reg.root) else r.path
-            table.add_row(r.name, f"[{colour.get(r.status, 'red')}]{r.status}[/]", str(shown), r.detail)
-        console.print(table)
+            t.add_row(r.name, f"[{colour.get(r.status, 'red')}]{r.status}[/]", str(shown), r.detail)
+        console.print(t)
         if any(r.status == "orphan" for r in results):
             console.print("orphans are leftovers of interrupted adds or removes: safe to delete; "
                           "re-adding the same name replaces them")
@@ -257,7 +220,7 @@ def rm_cmd(name: str, registry: RegistryOpt = None) -> None:
 
     Example: harmony registry rm v2-trial
     """
-    _open(registry).remove_version(name)
+    open_registry(registry).remove_version(name)
     console.print(f"removed version {name} (its name stays reserved)")
 
 
@@ -270,7 +233,7 @@ def export_cmd(out: Annotated[Path, typer.Option("--out", help="Folder to write 
 
     Example: harmony registry export --format parquet --out backup/
     """
-    for path in _open(registry).export(out, format.value):
+    for path in open_registry(registry).export(out, format.value):
         console.print(str(path))
 
 
@@ -305,7 +268,7 @@ def add_external(
     from harmony.errors import InvalidInput
     from harmony.registry import external
 
-    reg = _open(registry)
+    reg = open_registry(registry)
     if adapter is Adapter.torchscript:
         if file is None or image_size is None:
             raise InvalidInput("the torchscript adapter needs --file and --image-size",
@@ -327,14 +290,12 @@ def sql_cmd(query: Annotated[str, typer.Argument(help="A read-only SQL statement
 
     Example: harmony registry sql "SELECT name, dim FROM versions WHERE kind = 'harmonic'"
     """
-    columns, rows = _open(registry).query(query)
+    columns, rows = open_registry(registry).query(query)
     if as_json:
-        _echo_json([dict(zip(columns, r)) for r in rows])
+        echo_json([dict(zip(columns, r)) for r in rows])
         return
-    table = Table()
-    for col in columns:
-        table.add_column(col)
+    t = table(None, columns)
     for r in rows:
-        table.add_row(*("" if x is None else str(x) for x in r))
-    console.print(table)
+        t.add_row(*("" if x is None else str(x) for x in r))
+    console.print(t)
     err_console.print(f"{len(rows)} row(s)", style="dim")

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from harmony.cli.common import RegistryOpt, console, handle_errors, quiet_lightning, registry_root
+from harmony.cli.common import QuietOpt, RegistryOpt, console, handle_errors, quiet_lightning, registry_root, table
 
-app = typer.Typer(help="Train embedding models and register them as versions.", no_args_is_help=True)
+app = typer.Typer(help="Train embedding models and register them as versions.\n\n"
+                  "Example: harmony train base --recipe recipes/base-tiny.yaml --name v1", no_args_is_help=True)
 
 RecipeOpt = Annotated[Path, typer.Option("--recipe", "-r", help="YAML recipe (see recipes/).")]
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the new embedding version.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Override the recipe's seed.")]
 EpochsOpt = Annotated[Optional[int], typer.Option("--max-epochs", min=1, help="Override train.epochs.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
-def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]):
-    from rich.table import Table
-
-    t = Table(title=title)
-    t.add_column("held-out identities")
-    for name in columns:
-        t.add_column(name, justify="right")
+def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]) -> Any:
+    t = table(title, ("held-out identities", *columns), right=columns)
     for f in fars:
         t.add_row(f"VAL@FAR={f:g}", *[f"{c.get(f'val@{f:g}', float('nan')):.3f}" for c in columns.values()])
     return t

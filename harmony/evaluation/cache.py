@@ -12,8 +12,6 @@ Writes go to a temp file in the same folder, are fsynced and renamed into place,
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -22,6 +20,7 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 from harmony.evaluation.sources import ArraySource, ImageSource
+from harmony.io import atomic_writer
 
 if TYPE_CHECKING:
     from harmony.data.datamodule import LabelledImages
@@ -78,17 +77,8 @@ def readable(emb: np.ndarray) -> np.ndarray:
 
 
 def _save_atomic(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as fh:
+        np.save(fh, arr, allow_pickle=False)
 
 
 def _load(path: Path, n: int, dim: int) -> np.ndarray | None:

@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 
 from harmony.errors import IntegrityError, InvalidInput, NotFound
-from harmony.gallery.atomic import atomic_writer
+from harmony.io import atomic_writer
 
 log = logging.getLogger(__name__)
 

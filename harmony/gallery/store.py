@@ -28,9 +28,8 @@ import numpy as np
 
 from harmony.errors import AlreadyExists, Busy, InUse, IntegrityError, InvalidInput, NotFound
 from harmony.gallery import index as fx
-from harmony.gallery.atomic import (file_lock, fsync_dir, is_temp_name, read_json, write_bytes_atomic,
-                                    write_json_atomic)
 from harmony.gallery.table import ItemTable
+from harmony.io import atomic_write_bytes, atomic_write_json, file_lock, fsync_dir, is_temp_name, read_json
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +346,7 @@ class GalleryStore:
             if table is not None:
                 meta["items"] = f"items.{gen}.npz"
                 written.append(self.path / meta["items"])
-                write_bytes_atomic(written[-1], table.to_bytes())
+                atomic_write_bytes(written[-1], table.to_bytes())
             for version, idx in (indexes or {}).items():
                 if idx is None:
                     meta["indexes"].pop(version, None)
@@ -359,7 +358,7 @@ class GalleryStore:
                 meta["indexes"][version] = name
                 meta["sizes"][version] = int(idx.ntotal)
                 fresh[name] = fx.to_cpu(idx)
-            write_json_atomic(self.path / META, meta)  # the commit point
+            atomic_write_json(self.path / META, meta)  # the commit point
         except BaseException:
             for p in written:  # files of the generation that never became current
                 p.unlink(missing_ok=True)

@@ -6,14 +6,13 @@ state, safe in headless runs and threads.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from harmony.errors import InvalidInput
+from harmony.io import atomic_writer
 
 MARKED_FARS = (1e-3, 1e-2)
 
@@ -58,13 +57,6 @@ def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: s
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="lower right")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(out) as fh:
+        fig.savefig(fh, format="png")
     return out

@@ -26,8 +26,8 @@ from typing import Iterator
 import numpy as np
 
 from harmony.errors import IntegrityError
-from harmony.gallery.atomic import atomic_writer, file_lock, is_temp_name, read_json, write_json_atomic
 from harmony.gallery.table import ItemTable
+from harmony.io import atomic_write_json, atomic_writer, file_lock, is_temp_name, read_json
 
 CURSOR = "CURSOR"
 
@@ -83,7 +83,7 @@ class BackfillDir:
         self.path.mkdir(parents=True, exist_ok=True)
         now = _now()
         cursor = Cursor(target=self.target, dim=dim, started=now, updated=now)
-        write_json_atomic(self.path / CURSOR, asdict(cursor))
+        atomic_write_json(self.path / CURSOR, asdict(cursor))
         return cursor
 
     @contextmanager
@@ -112,7 +112,7 @@ class BackfillDir:
         new = replace(cursor, n_segments=cursor.n_segments + 1, last_seq=int(last_seq),
                       n_embedded=cursor.n_embedded + int(ids.shape[0]),
                       n_failed=cursor.n_failed + int(failed_ids.shape[0]), updated=_now())
-        write_json_atomic(self.path / CURSOR, asdict(new))
+        atomic_write_json(self.path / CURSOR, asdict(new))
         return new
 
     def load(self, cursor: Cursor, vectors: bool = True) -> Segments:

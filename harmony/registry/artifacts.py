@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from harmony.errors import InvalidInput
+from harmony.io import fsync_dir
 
 TMP_PREFIX = ".tmp-"
 _CHUNK = 1 << 20
@@ -26,20 +27,6 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import PurePath
 from typing import Any, Mapping
@@ -99,8 +99,12 @@ class Version:
     status: str = "ready"
 
 
-VERSION_COLUMNS = ("name, kind, backbone, dim, recipe, parent, artifact, sha256, size_bytes, "
-                   "metrics, meta, created, created_by, status")
+def columns_of(record: type) -> str:
+    """The SQL column list of a table whose columns are named (and ordered) like ``record``'s fields."""
+    return ", ".join(f.name for f in fields(record))
+
+
+VERSION_COLUMNS = columns_of(Version)
 
 
 def version_from_row(row: tuple) -> Version:
@@ -152,7 +156,7 @@ class Gallery:
     updated: datetime | None = None
 
 
-GALLERY_COLUMNS = "name, version, path, far, codec, meta, created, updated"
+GALLERY_COLUMNS = columns_of(Gallery)
 
 
 def gallery_from_row(row: tuple) -> Gallery:
@@ -177,7 +181,7 @@ class Migration:
     updated: datetime | None = None
 
 
-MIGRATION_COLUMNS = "id, gallery, source, target, state, plan, cursor, counts, report, created, updated"
+MIGRATION_COLUMNS = columns_of(Migration)
 
 
 def migration_from_row(row: tuple) -> Migration:

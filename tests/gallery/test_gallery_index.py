@@ -9,7 +9,7 @@ import pytest
 
 from harmony.errors import InvalidInput
 from harmony.gallery import index as fx
-from harmony.gallery.atomic import DiskFull
+from harmony.errors import DiskFull
 from harmony.gallery.synthetic import clustered_unit_vectors
 
 DIM = 64

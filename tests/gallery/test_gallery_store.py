@@ -7,7 +7,7 @@ import pytest
 
 from harmony.errors import AlreadyExists, Busy, InvalidInput, NotFound
 from harmony.gallery import index as fx
-from harmony.gallery.atomic import DiskFull
+from harmony.errors import DiskFull
 from harmony.gallery.store import GalleryStore
 from harmony.gallery.synthetic import clustered_unit_vectors
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from _metrics_twins import random_embeddings
+from tests.metrics._metrics_twins import random_embeddings
 
 from harmony.errors import InvalidInput
 from harmony.metrics import agglomerative_clusters, cluster_report, pairwise_precision_recall

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _metrics_twins import exact_embeddings
+from tests.metrics._metrics_twins import exact_embeddings
 from rich.console import Console
 
 from harmony.errors import InvalidInput

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _metrics_twins import exact_embeddings, pair_distance, random_embeddings
+from tests.metrics._metrics_twins import exact_embeddings, pair_distance, random_embeddings
 
 from harmony.errors import InvalidInput
 from harmony.metrics import identification, knn_accuracy

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _metrics_twins import brute_val
+from tests.metrics._metrics_twins import brute_val
 
 from harmony.errors import InvalidInput, NotFound
 from harmony.metrics import lfw_protocol, read_lfw_pairs, read_pairs_csv

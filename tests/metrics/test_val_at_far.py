@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _metrics_twins import brute_pairs, brute_val, exact_embeddings, random_embeddings
+from tests.metrics._metrics_twins import brute_pairs, brute_val, exact_embeddings, random_embeddings
 
 from harmony.errors import InvalidInput
 from harmony.metrics import MetricsWarning, ValAtFar, val_at_far, val_far_curve

@@ -11,7 +11,7 @@ import pytest
 
 from harmony.errors import Busy, HarmonyError, InvalidInput
 from harmony.gallery import index as fx
-from harmony.gallery.atomic import DiskFull
+from harmony.errors import DiskFull
 from harmony.gallery.store import GalleryStore
 from harmony.gallery.synthetic import HashEmbedder
 from harmony.migration import checkpoint

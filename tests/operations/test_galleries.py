@@ -123,8 +123,8 @@ def test_add_and_remove_files_and_folders(env):
 def test_build_on_a_full_disk_leaves_nothing_behind(env, monkeypatch):
     import errno
 
-    import harmony.gallery.atomic as atomic
-    from harmony.gallery.atomic import DiskFull
+    import harmony.io as atomic
+    from harmony.errors import DiskFull
 
     real_fsync = atomic.os.fsync
 

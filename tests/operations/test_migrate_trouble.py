@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harmony.errors import HarmonyError, InvalidInput
-from harmony.gallery.atomic import DiskFull
+from harmony.errors import DiskFull
 from harmony.operations.galleries import build_gallery, gallery_view, open_gallery, search_gallery
 from harmony.operations.lifecycle import migration_status, rollback_gallery, swap_gallery
 from harmony.operations.migrate import run_migration
@@ -47,7 +47,7 @@ def test_cancel_in_flight_then_a_new_migration(env):
 
 
 def test_disk_full_fails_cleanly_and_resumes(env, monkeypatch):
-    import harmony.gallery.atomic as atomic
+    import harmony.io as atomic
 
     build_gallery(env.reg, "G", "v1", env.faces)
     real_fsync, calls = atomic.os.fsync, []
