@@ -20,7 +20,7 @@ from pathlib import Path
 from harmony.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "triplet.json"
-MEM_LIMIT_GB = 16.0
+MEM_LIMIT_GB = 6.0
 
 
 def _batch(p: int, k: int):
@@ -77,7 +77,7 @@ def measure(impl: str, p: int, k: int) -> dict:
 
 
 def run(quick: bool = True) -> dict:
-    shapes = [(32, 8), (45, 20), (45, 40)] if quick else [(32, 8), (45, 20), (45, 40), (90, 40)]
+    shapes = [(32, 8), (64, 8), (45, 20), (45, 40)] if quick else [(32, 8), (64, 8), (45, 20), (45, 40), (90, 40)]
     rows = []
     for p, k in shapes:
         ours = measure("harmony", p, k)
