@@ -22,6 +22,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "harmonic.json"
+RESULTS_DIR = RESULTS.parent
 FARS = (1e-2, 1e-3)
 METHODS = {
     "harmonic+prototype": {},
@@ -104,6 +105,8 @@ def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None
            "machine": {"cpus": os.cpu_count()}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, default=float))
+    for r in runs:  # per-seed files, so seeds run on different days can be pooled
+        (RESULTS_DIR / f"harmonic-seed{r['seed']}.json").write_text(json.dumps(r, indent=2, default=float))
     return out
 
 
@@ -111,6 +114,8 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--methods", nargs="*", choices=list(METHODS), help="default: all")
     args = ap.parse_args()
-    res = run(quick=not args.full, seeds=args.seeds)
+    res = run(quick=not args.full, seeds=args.seeds,
+              methods={m: METHODS[m] for m in args.methods} if args.methods else None)
     print(res["summary"])
