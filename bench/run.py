@@ -61,6 +61,8 @@ def to_markdown(results: dict) -> str:
             continue
         if res.get("summary"):
             lines += [res["summary"], ""]
+        if res.get("measured"):
+            lines += [f"measured {res['measured']}, {res.get('wall_s', '?')} s", ""]
         rows = res.get("rows", [])
         if rows:
             keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -81,9 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; available: {', '.join(available())}")
         return 2
     sys.path.insert(0, str(HERE))
-    out_json = HERE / "results.json"
-    results = json.loads(out_json.read_text()) if out_json.exists() and args.names else {"benchmarks": {}}
-    results.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()})
+    results_dir = HERE / "results"
+    results_dir.mkdir(exist_ok=True)
     for name in names:
         print(f"== {name}", flush=True)
         t0 = time.time()
@@ -92,9 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # noqa: BLE001 - one failing benchmark must not hide the others
             res = {"error": f"{type(e).__name__}: {e}"}
         res["wall_s"] = round(time.time() - t0, 1)
-        results["benchmarks"][name] = res
-        out_json.write_text(json.dumps(results, indent=2, default=str))
-        (HERE / "results.md").write_text(to_markdown(results))
+        res["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        (results_dir / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    # results.md / results.json gather every benchmark's latest file, so benchmarks run separately compose
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "benchmarks": {}}
+    for name in available():
+        f = results_dir / f"{name}.json"
+        if f.exists():
+            results["benchmarks"][name] = json.loads(f.read_text())
+    (HERE / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (HERE / "results.md").write_text(to_markdown(results))
     print(f"wrote {HERE / 'results.md'}")
     return 0
 
