@@ -3,7 +3,7 @@
 References: a TF-reference-style O(B^3) semi-hard loss in torch (bench/reference_losses.py) and
 pytorch-metric-learning's TripletMarginMiner("semihard") + TripletMarginLoss (a different
 reduction; timed for speed only). Batches are P identities x K images, d = 128. Peak memory is
-measured in a fresh subprocess (ru_maxrss growth). Run: ``python bench/bench_triplet.py [--full]``.
+the absolute peak RSS of a fresh subprocess per measurement (imports included). Run: ``python bench/bench_triplet.py [--full]``.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ def _worker(impl: str, p: int, k: int) -> dict:
         times.append(time.perf_counter() - t0)
         val = float(out)
     del warm
-    return {"seconds": min(times), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base,
-            "loss": val}
+    # absolute peak RSS of the fresh process (imports included, the same for every implementation)
+    return {"seconds": min(times), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "imports_mb": base, "loss": val}
 
 
 def measure(impl: str, p: int, k: int) -> dict:

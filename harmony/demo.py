@@ -42,13 +42,13 @@ def recipe_path(name: str, recipes: Path = RECIPES) -> Path:
     return p
 
 
-def write_faces(root: Path, identities: int, first_image: int, per_identity: int, size: int) -> Path:
+def write_faces(root: Path, identities: int | list[int], first_image: int, per_identity: int, size: int) -> Path:
     """Held-out (test-split) identities as an image folder, so gallery items have real sources."""
     from PIL import Image
 
     from harmony.data.synthetic import SynthConfig, render
 
-    ids = np.repeat(np.arange(identities), per_identity)
+    ids = np.repeat(np.arange(identities) if isinstance(identities, int) else np.asarray(identities), per_identity)
     ims = np.tile(np.arange(first_image, first_image + per_identity), identities)
     images = render(ids, ims, "test", SynthConfig(image_size=size))
     for img, i, j in zip(images, ids, ims):
@@ -108,7 +108,10 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     t = step("4/6 build gallery 'prod' with v1 from held-out faces")
     size = reg.get_version("v1").meta["spec"]["image_size"]
     faces = write_faces(out / "data" / "gallery", gallery_identities, 0, per_identity, size)
-    queries = write_faces(out / "data" / "queries", 5, per_identity, 1, size)
+    # unseen images of gallery identities, spread so some are backfilled early and some late
+    queries = write_faces(out / "data" / "queries", sorted({0, gallery_identities // 3, gallery_identities // 2,
+                                                            gallery_identities - 2, gallery_identities - 1}),
+                          per_identity, 1, size)
     b = build_gallery(reg, "prod", "v1", faces, far=1e-3, progress=progress)
     res.timings["build gallery"] = time.time() - t
     say(f"gallery prod: {b.n_items} items of {b.n_identities} identities, embedded with v1 in {b.embed_s:.1f} s")

@@ -132,7 +132,8 @@ def quiet_lightning(quiet: bool) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
                         handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning",
-                  "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+                  "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                  "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="lightning")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
