@@ -6,6 +6,9 @@ ours next to a reference in the same run. Usage::
     python -m bench.run                 # every benchmark at a size that fits 2 cores
     python -m bench.run triplet search  # only these
     python -m bench.run --full          # bigger sizes
+    python -m bench.run --collect       # only rebuild results.md from bench/results/*.json
+
+``harmony`` (bench_harmonic) retrains the whole story per seed: expect about 15 minutes a seed.
 """
 
 from __future__ import annotations
@@ -76,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(available())})")
     ap.add_argument("--full", action="store_true", help="bigger sizes (longer)")
+    ap.add_argument("--collect", action="store_true", help="run nothing; rebuild results.md from bench/results/*.json")
     args = ap.parse_args(argv)
-    names = args.names or available()
+    names = [] if args.collect else (args.names or available())
     unknown = set(names) - set(available())
     if unknown:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; available: {', '.join(available())}")
