@@ -48,8 +48,9 @@ def write_faces(root: Path, identities: int | list[int], first_image: int, per_i
 
     from harmony.data.synthetic import SynthConfig, render
 
-    ids = np.repeat(np.arange(identities) if isinstance(identities, int) else np.asarray(identities), per_identity)
-    ims = np.tile(np.arange(first_image, first_image + per_identity), identities)
+    who = np.arange(identities) if isinstance(identities, int) else np.asarray(identities)
+    ids = np.repeat(who, per_identity)
+    ims = np.tile(np.arange(first_image, first_image + per_identity), len(who))
     images = render(ids, ims, "test", SynthConfig(image_size=size))
     for img, i, j in zip(images, ids, ims):
         d = root / f"person{i:04d}"
