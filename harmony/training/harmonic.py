@@ -11,6 +11,7 @@ training set are computed once and cached.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -179,7 +180,7 @@ def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, regist
     old_v = reg.get_version(old)
     old_encoder = load_encoder(reg, old_v.name)
     init_model = load_embedder(reg, init) if init else None
-    init_copy = load_embedder(reg, init) if init else None  # untouched, for the baseline row
+    init_copy = copy.deepcopy(init_model)  # untouched by training, for the baseline row
     run_dir = run_dir_for(reg.root, name)
     (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
     t0 = time.time()
