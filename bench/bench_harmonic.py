@@ -7,12 +7,15 @@ and BCT (``--method bct``). Every model is scored on the held-out TEST identitie
 were tuned on the separate VAL identities). Reports the 2x2 figures per method and their mean
 over seeds, and writes bench/results/harmonic.json.
 
-Run: ``python bench/bench_harmonic.py`` (2 seeds) or ``--full`` (3 seeds); ``--seeds 0 1 2``.
+Run: ``python bench/bench_harmonic.py`` (2 seeds) or ``--full`` (3 seeds); ``--seeds 0 1 2``. Each seed is
+saved to results/harmonic-seed<N>.json with a key of the recipes; the summary pools every saved seed
+of the current recipes (``--pool-only`` just re-summarises).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -20,10 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from harmony.io import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "harmonic.json"
 RESULTS_DIR = RESULTS.parent
 FARS = (1e-2, 1e-3)
+RECIPES = ("base-tiny.yaml", "base-tiny-large.yaml", "harmonic-tiny.yaml")
 METHODS = {
     "harmonic+prototype": {},
     "harmonic (paper, triplet only)": {"harmonic.prototype_weight": 0.0},
@@ -74,39 +80,64 @@ def one_seed(seed: int, methods: dict) -> dict:
     return out
 
 
+def recipes_key() -> str:
+    """Seeds are pooled only when they ran the same recipes (a recipe edit starts a new pool)."""
+    h = hashlib.sha256()
+    for name in RECIPES:
+        h.update((ROOT / "recipes" / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def pooled_runs(key: str) -> list[dict]:
+    """Every per-seed file measured with these recipes, so seeds run on different days compose."""
+    runs = [json.loads(f.read_text()) for f in sorted(RESULTS_DIR.glob("harmonic-seed*.json"))]
+    return sorted((r for r in runs if r.get("recipes") == key), key=lambda r: r["seed"])
+
+
 def summarise(runs: list[dict]) -> list[dict]:
+    """Mean over seeds; each method over the seeds that ran it, next to v1 and v2-base of those seeds."""
     rows = []
+    methods = list(dict.fromkeys(m for r in runs for m in r["methods"]))
     for far in (f"{f:g}" for f in FARS):
         v1 = np.mean([r["v1"][far] for r in runs])
         v2b = np.mean([r["v2-base"][far]["own"] for r in runs])
         rows.append({"far": far, "method": "v2-base (independent)", "VAL(v1,v1)": v1, "VAL(v2,v2)": v2b,
                      "VAL(v2->v1)": np.mean([r["v2-base"][far]["cross_to_v1"] for r in runs]),
-                     "kept_of_v2base": 1.0, "compatible_runs": "-", "seeds": len(runs)})
-        for m in runs[0]["methods"]:
-            own = np.mean([r["methods"][m][far]["v2v2"] for r in runs])
-            cross = [r["methods"][m][far]["v2->v1"] for r in runs]
-            rows.append({"far": far, "method": m, "VAL(v1,v1)": v1, "VAL(v2,v2)": own,
+                     "kept_of_v2base": 1.0, "compatible_runs": "-", "seeds": " ".join(str(r["seed"]) for r in runs)})
+        for m in methods:
+            sub = [r for r in runs if m in r["methods"]]
+            v1m = np.mean([r["v1"][far] for r in sub])
+            v2bm = np.mean([r["v2-base"][far]["own"] for r in sub])
+            own = np.mean([r["methods"][m][far]["v2v2"] for r in sub])
+            cross = [r["methods"][m][far]["v2->v1"] for r in sub]
+            rows.append({"far": far, "method": m, "VAL(v1,v1)": v1m, "VAL(v2,v2)": own,
                          "VAL(v2->v1)": float(np.mean(cross)), "VAL(v2->v1) std": float(np.std(cross)),
-                         "kept_of_v2base": own / v2b if v2b else None,
-                         "compatible_runs": f"{sum(r['methods'][m][far]['compatible'] for r in runs)}/{len(runs)}",
-                         "mean_criterion_met": bool(np.mean(cross) >= v1), "v2_beats_v1": bool(own > v1),
-                         "seeds": len(runs)})
+                         "kept_of_v2base": own / v2bm if v2bm else None,
+                         "compatible_runs": f"{sum(r['methods'][m][far]['compatible'] for r in sub)}/{len(sub)}",
+                         "mean_criterion_met": bool(np.mean(cross) >= v1m), "v2_beats_v1": bool(own > v1m),
+                         "seeds": " ".join(str(r["seed"]) for r in sub)})
     return rows
 
 
-def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None = None) -> dict:
-    seeds = seeds if seeds is not None else ([0, 1] if quick else [0, 1, 2])
-    runs = [one_seed(s, methods or METHODS) for s in seeds]
+def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None = None,
+        pool_only: bool = False) -> dict:
+    """Train the given seeds (each saved to its own file), then summarise every seed of the same recipes."""
+    key = recipes_key()
+    seeds = [] if pool_only else (seeds if seeds is not None else ([0, 1] if quick else [0, 1, 2]))
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    for s in seeds:
+        r = one_seed(s, methods or METHODS) | {"recipes": key}
+        atomic_write_json(RESULTS_DIR / f"harmonic-seed{s}.json", json.loads(json.dumps(r, default=float)))
+    runs = pooled_runs(key)
+    if not runs:
+        raise SystemExit(f"no seed measured with the current recipes ({key}); run without --pool-only")
     rows = summarise(runs)
     main = [r for r in rows if r["method"] == "harmonic+prototype"]
     summary = "; ".join(f"FAR {r['far']}: VAL(v1,v1) {r['VAL(v1,v1)']:.3f}, VAL(v2,v2) {r['VAL(v2,v2)']:.3f}, "
-                        f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f} (mean of {r['seeds']} seeds)" for r in main)
-    out = {"benchmark": "harmonic", "summary": summary, "rows": rows, "runs": runs,
+                        f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f} (mean over seeds {r['seeds']})" for r in main)
+    out = {"benchmark": "harmonic", "summary": summary, "rows": rows, "runs": runs, "recipes": key,
            "machine": {"cpus": os.cpu_count()}}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2, default=float))
-    for r in runs:  # per-seed files, so seeds run on different days can be pooled
-        (RESULTS_DIR / f"harmonic-seed{r['seed']}.json").write_text(json.dumps(r, indent=2, default=float))
+    atomic_write_json(RESULTS, json.loads(json.dumps(out, default=float)))
     return out
 
 
@@ -115,7 +146,8 @@ if __name__ == "__main__":
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--methods", nargs="*", choices=list(METHODS), help="default: all")
+    ap.add_argument("--pool-only", action="store_true", help="train nothing; summarise the saved seeds")
     args = ap.parse_args()
     res = run(quick=not args.full, seeds=args.seeds,
-              methods={m: METHODS[m] for m in args.methods} if args.methods else None)
+              methods={m: METHODS[m] for m in args.methods} if args.methods else None, pool_only=args.pool_only)
     print(res["summary"])

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from harmony.errors import Incompatible, NotFound
+from harmony.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -33,6 +34,13 @@ class DemoResult:
     mid_refusal: str = ""
     report: dict = field(default_factory=dict)
     plot: str = ""
+    metrics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """What a run measured, as plain JSON (``summary.json`` in the demo folder; bench/bench_demo.py)."""
+        return {"timings": self.timings, "metrics": self.metrics, "compat": self.compat, "baseline": self.baseline,
+                "mid_progress": self.mid_progress, "mid_search": self.mid_search, "mid_refusal": self.mid_refusal,
+                "report": self.report, "plot": self.plot}
 
 
 def recipe_path(name: str, recipes: Path = RECIPES) -> Path:
@@ -92,11 +100,14 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     key = f"val@{min(rec1.eval.fars):g}"
     r1 = train_base(rec1, "v1", root, progress=progress)
     res.timings["train v1"] = time.time() - t
+    res.metrics["v1"] = r1.metrics
+    res.metrics["raw pixels"] = r1.baseline
     say(f"v1: {key} = {r1.metrics[key]:.3f} on held-out identities (raw pixels {r1.baseline[key]:.3f})")
 
     t = step("2/6 train v2-base (recipes/base-tiny-large.yaml): a stronger, independently trained model")
     r2 = train_base(recipe("base-tiny-large.yaml"), "v2-base", root, progress=progress)
     res.timings["train v2-base"] = time.time() - t
+    res.metrics["v2-base"] = r2.metrics
     say(f"v2-base: {key} = {r2.metrics[key]:.3f}")
 
     t = step("3/6 train harmonic v2 from v1 (recipes/harmonic-tiny.yaml, --init v2-base)")
@@ -156,4 +167,5 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     res.plot = str(plot)
     res.timings["evaluate + plot"] = time.time() - t
     res.timings["total"] = time.time() - t_all
+    atomic_write_json(out / "summary.json", res.as_dict())
     return res

@@ -29,3 +29,14 @@ def test_demo_story_runs_on_micro_recipes(tmp_path):
     assert (tmp_path / "out" / "val_far.png").stat().st_size > 1000
     assert res.report and res.compat["rows"]
     assert "total" in res.timings
+    # what the run measured is kept as JSON beside the registry, and the demo benchmark reads it as rows
+    from bench.bench_demo import _rows
+    from harmony.io import read_json
+
+    summary = read_json(tmp_path / "out" / "summary.json")
+    assert summary["timings"]["total"] == res.timings["total"]
+    assert set(summary["metrics"]) == {"v1", "v2-base", "raw pixels"}
+    rows = _rows(summary)
+    total = next(r for r in rows if r["what"] == "time: total")
+    assert total["ratio_vs_budget"] == total["seconds"] / 600.0
+    assert sum(r["what"].startswith("v2 (harmonic) vs v1") for r in rows) == len(res.compat["rows"])
