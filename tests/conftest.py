@@ -40,3 +40,15 @@ def registry_root(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "registry"
     monkeypatch.setenv("HARMONY_REGISTRY", str(root))
     return root
+
+
+@pytest.fixture
+def micro_demo_recipes(tmp_path) -> Path:
+    """The demo's three recipes, shrunk to seconds (v2 wider than v1, as in the real ones)."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    write_recipe(recipes / "base-tiny.yaml")
+    big = {"backbone_args": {"widths": [12, 24]}, "dim": 16}
+    write_recipe(recipes / "base-tiny-large.yaml", model=big)
+    write_recipe(recipes / "harmonic-tiny.yaml", model=big)
+    return recipes

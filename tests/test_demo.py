@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from tests.conftest import write_recipe
 
-
-def test_demo_story_runs_on_micro_recipes(tmp_path):
+def test_demo_story_runs_on_micro_recipes(tmp_path, micro_demo_recipes):
     from harmony.demo import run_demo
     from harmony.registry import Registry
 
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    write_recipe(recipes / "base-tiny.yaml")
-    big = {"backbone_args": {"widths": [12, 24]}, "dim": 16}
-    write_recipe(recipes / "base-tiny-large.yaml", model=big)
-    write_recipe(recipes / "harmonic-tiny.yaml", model=big)
     said = []
-    res = run_demo(tmp_path / "out", say=said.append, progress=False, recipes=recipes, gallery_identities=6,
+    res = run_demo(tmp_path / "out", say=said.append, progress=False, recipes=micro_demo_recipes, gallery_identities=6,
                    per_identity=4, eval_identities=20)
     reg = Registry.open(tmp_path / "out" / "registry")
     assert {v.name for v in reg.list_versions()} == {"v1", "v2-base", "v2"}

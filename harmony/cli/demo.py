@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,11 +37,31 @@ def demo_command(
 
         raise AlreadyExists(f"{out} already holds a demo registry", hint="pass a new --out folder")
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"harmony demo in [bold]{out}[/] (its own registry: {out / 'registry'})")
-    res = run_demo(out, say=console.print, progress=not quiet, recipes=recipes, max_epochs=max_epochs)
+    said: list[object] = []
+
+    def say(x: object) -> None:  # shown now, and kept for demo.log
+        said.append(x)
+        console.print(x)
+
+    say(f"harmony demo in [bold]{out}[/] (its own registry: {out / 'registry'})")
+    res = run_demo(out, say=say, progress=not quiet, recipes=recipes, max_epochs=max_epochs)
     t = table("demo timings (s)", ("step", "seconds"), right=("seconds",))
     for k, v in res.timings.items():
         t.add_row(k, f"{v:.0f}")
-    console.print(t)
-    console.print(f"VAL vs FAR curves: [bold]{res.plot}[/]")
-    console.print(f"explore: harmony registry list --registry {out / 'registry'}")
+    say(t)
+    say(f"VAL vs FAR curves: [bold]{res.plot}[/]; what was measured: {out / 'summary.json'}; this text: "
+        f"{out / 'demo.log'}")
+    say(f"explore: harmony registry list --registry {out / 'registry'}")
+    _save_log(said, out / "demo.log")
+
+
+def _save_log(said: list[object], path: Path) -> None:
+    """The story as plain text (tables included), so a run can be read or pasted later."""
+    from rich.console import Console
+
+    from harmony.io import atomic_write_text
+
+    rec = Console(record=True, width=110, file=io.StringIO(), color_system=None)
+    for x in said:
+        rec.print(x)
+    atomic_write_text(path, rec.export_text())
