@@ -17,11 +17,19 @@ from harmony.io import atomic_writer
 MARKED_FARS = (1e-3, 1e-2)
 
 
+def vals_at_marks(fars: np.ndarray, vals: np.ndarray, marks: tuple[float, ...] = MARKED_FARS) -> dict[float, float]:
+    """VAL at each marked FAR inside the curve's range, linear in log10(FAR); ``fars`` sorted ascending."""
+    lf = np.log10(fars)
+    return {m: float(np.interp(np.log10(m), lf, vals)) for m in marks if fars[0] <= m <= fars[-1]}
+
+
 def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: str | Path,
                  title: str = "VAL vs FAR") -> Path:
     """Plot ``{label: (fars, vals)}`` on a log-FAR axis; mark VAL at FAR 1e-3 and 1e-2.
 
-    The marks interpolate each curve linearly in log10(FAR). Returns the written path.
+    The marks interpolate each curve linearly in log10(FAR); their values go in the legend (beside
+    the points they collide once curves agree). Cross-version pairs (``a->b``) are dashed.
+    Returns the written path.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -40,13 +48,11 @@ def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: s
                                hint="use val_far_curve(...) output")
         order = np.argsort(f)
         f, v = f[order], v[order]
-        (line,) = ax.plot(f, v, label=label)
-        lf = np.log10(f)
-        for mark in MARKED_FARS:
-            if f[0] <= mark <= f[-1]:
-                y = float(np.interp(np.log10(mark), lf, v))
-                ax.plot([mark], [y], marker="o", color=line.get_color())
-                ax.annotate(f"{y:.3f}", (mark, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+        (line,) = ax.plot(f, v, linestyle="--" if "->" in label else "-")
+        marks = vals_at_marks(f, v)
+        for mark, y in marks.items():
+            ax.plot([mark], [y], marker="o", color=line.get_color())
+        line.set_label(f"{label} ({' / '.join(f'{y:.3f}' for y in marks.values())})" if marks else label)
     for mark in MARKED_FARS:
         ax.axvline(mark, color="0.8", linestyle=":", linewidth=1, zorder=0)
     ax.set_xscale("log")
@@ -55,7 +61,8 @@ def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: s
     ax.set_ylim(0.0, 1.01)
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="lower right")
+    present = [f"{m:g}" for m in MARKED_FARS]
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 0.06), fontsize=8, title=f"VAL at FAR {' / '.join(present)}", title_fontsize=8)
 
     with atomic_writer(out) as fh:
         fig.savefig(fh, format="png")

@@ -25,3 +25,12 @@ def test_rejects_bad_curves(tmp_path, curves):
     with pytest.raises(InvalidInput):
         plot_val_far(curves, tmp_path / "x.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_marked_values_interpolate_in_log_far():
+    from harmony.metrics.plots import vals_at_marks
+
+    f = np.array([1e-4, 1e-2, 1.0])
+    v = np.array([0.2, 0.6, 1.0])  # linear in log10(FAR): 1e-3 sits halfway between the first two points
+    assert vals_at_marks(f, v) == pytest.approx({1e-3: 0.4, 1e-2: 0.6})
+    assert vals_at_marks(np.array([1e-2, 1.0]), np.array([0.5, 1.0])) == {1e-2: 0.5}  # 1e-3 is out of range
