@@ -6,7 +6,7 @@ compatibility figures of the harmonic v2 and of the independent v2-base, and the
 The README's demo figures are pasted from this benchmark's output, and its plot is
 bench/results/demo-val-far.png.
 
-Run: ``python bench/bench_demo.py [--out DIR]`` or ``python -m bench.run demo``.
+Run: ``python bench/bench_demo.py [--out DIR]`` or ``python -m bench demo``.
 """
 
 from __future__ import annotations
