@@ -1,0 +1,42 @@
+"""The benchmark plumbing that turns measurements into bench/results.md (the measuring itself is in bench/)."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.bench_harmonic import summarise
+from bench.reference_losses import tf_style_semihard
+from bench.run import to_markdown
+from harmony.losses import triplet_loss
+
+
+def _seed(seed: int, methods: dict) -> dict:
+    return {"seed": seed, "v1": {"0.01": 0.9, "0.001": 0.7},
+            "v2-base": {"0.01": {"own": 0.95, "cross_to_v1": 0.0}, "0.001": {"own": 0.8, "cross_to_v1": 0.0}},
+            "methods": {m: {far: {"v2v2": v + 0.1, "v2->v1": c, "v1v1": v, "compatible": c >= v}
+                            for far, v in (("0.01", 0.9), ("0.001", 0.7))} for m, c in methods.items()}}
+
+
+def test_summary_pools_each_method_over_the_seeds_that_ran_it():
+    runs = [_seed(0, {"a": 0.72, "b": 0.6}), _seed(1, {"a": 0.68})]
+    rows = {(r["far"], r["method"]): r for r in summarise(runs)}
+    a, b = rows[("0.001", "a")], rows[("0.001", "b")]
+    assert abs(a["VAL(v2->v1)"] - 0.70) < 1e-12 and a["compatible_runs"] == "1/2" and a["seeds"] == "0 1"
+    assert a["mean_criterion_met"] and a["v2_beats_v1"]  # mean 0.70 >= 0.70, although seed 1 alone fails
+    assert b["seeds"] == "0" and b["compatible_runs"] == "0/1" and not b["mean_criterion_met"]
+    assert rows[("0.001", "v2-base (independent)")]["VAL(v2->v1)"] == 0.0
+
+
+def test_markdown_has_a_section_per_benchmark_and_failures_say_why():
+    md = to_markdown({"date": "today", "machine": {"cpus": 2, "gpu": None},
+                      "benchmarks": {"ok": {"summary": "fine", "rows": [{"ours_s": 0.5, "ref_s": 2.0, "speedup": 4.0}]},
+                                     "bad": {"error": "RuntimeError: boom"}}})
+    assert "## ok" in md and "| ours_s | ref_s | speedup |" in md and "| 0.5 | 2 | 4 |" in md
+    assert "## bad" in md and "failed: `RuntimeError: boom`" in md and "gpu" not in md
+
+
+def test_triplet_loss_equals_the_tf_style_reference_it_is_benchmarked_against():
+    g = torch.Generator().manual_seed(0)
+    emb = torch.nn.functional.normalize(torch.randn(48, 8, generator=g), dim=1)
+    labels = torch.arange(12).repeat_interleave(4)
+    assert torch.allclose(triplet_loss(emb, labels, 0.2, "semihard"), tf_style_semihard(emb, labels, 0.2), atol=1e-6)
