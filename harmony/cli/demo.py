@@ -21,7 +21,7 @@ def demo_command(
                                           "harmonic-tiny.yaml.")] = Path(__file__).resolve().parents[2] / "recipes",
     quiet: QuietOpt = False,
 ) -> None:
-    """Run the harmony story end to end on built-in synthetic faces (about 10 minutes on 2 CPU cores).
+    """Run the harmony story end to end on built-in synthetic faces (under 10 minutes on 2 CPU cores).
 
     Example: harmony demo --out demo-run
     """
