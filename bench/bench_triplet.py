@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -35,6 +34,8 @@ def _worker(impl: str, p: int, k: int) -> dict:
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from memory import peak_rss_mb, rss_mb
+
     from harmony.losses import triplet_loss
 
     e0, y = _batch(p, k)
@@ -50,7 +51,7 @@ def _worker(impl: str, p: int, k: int) -> dict:
         miner, loss = miners.TripletMarginMiner(margin=0.2, type_of_triplets="semihard"), losses.TripletMarginLoss(0.2)
         fn = lambda e: loss(e, y, miner(e, y))  # noqa: E731
     warm = _batch(4, 4)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = rss_mb()
     times, val = [], None
     for _ in range(3):
         e = e0.clone().requires_grad_(True)
@@ -61,8 +62,7 @@ def _worker(impl: str, p: int, k: int) -> dict:
         val = float(out)
     del warm
     # absolute peak RSS of the fresh process (imports included, the same for every implementation)
-    return {"seconds": min(times), "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "imports_mb": base, "loss": val}
+    return {"seconds": min(times), "peak_mb": peak_rss_mb(), "imports_mb": base, "loss": val}
 
 
 def measure(impl: str, p: int, k: int) -> dict:

@@ -3,8 +3,8 @@
 Data: N structured random embeddings (N/10 identities x 10 images, d=128, Gaussian centre +
 1.5 x Gaussian noise, L2-normalised), same seed for both sides. Pairs: all i < j.
 Each measurement runs in a fresh subprocess that reports its wall time and its peak RSS growth
-(``ru_maxrss`` after the timed work minus ``ru_maxrss`` after imports, data and a warm-up), so
-torch's allocations count as well as numpy's. The reference builds the condensed float32
+(the peak RSS of its own address space, reset after imports, data and a warm-up, minus the RSS
+then; see bench/memory.py), so torch's allocations count as well as numpy's. The reference builds the condensed float32
 distance vector block by block (no n x n matrix) and calls ``roc_curve(same, -D,
 drop_intermediate=False)``; VAL@FAR = max TPR with FPR <= FAR. Both must agree within one
 same pair's share (1 / n_same).
@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -27,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from harmony.io import atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for workers run as scripts
+from memory import peak_rss_mb, reset_peak_rss, rss_mb  # noqa: E402
 
 FARS = (1e-3, 1e-2)
 RESULTS = Path(__file__).resolve().parent / "results" / "val_at_far.json"
@@ -41,8 +43,10 @@ def make_embeddings(n: int, d: int = 128, seed: int = 0) -> tuple[np.ndarray, np
     return x / np.linalg.norm(x, axis=1, keepdims=True), labels
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+def _baseline_mb() -> float:
+    """Reset the peak to what the process holds now (imports, data, warm-up) and return that."""
+    reset_peak_rss()
+    return rss_mb()
 
 
 def _worker_ours(n: int, repeats: int) -> dict:
@@ -53,13 +57,13 @@ def _worker_ours(n: int, repeats: int) -> dict:
     x, lab = make_embeddings(n)
     wx, wl = make_embeddings(2000, seed=1)
     val_at_far(wx, wl, list(FARS))  # warm-up: thread pools, MKL kernels
-    base = _maxrss_mb()
+    base = _baseline_mb()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         res = val_at_far(x, lab, list(FARS))
         times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "seconds_all": times, "peak_mb": _maxrss_mb() - base, "base_mb": base,
+    return {"seconds": min(times), "seconds_all": times, "peak_mb": peak_rss_mb() - base, "base_mb": base,
             "val": [r.val for r in res], "threshold": [r.threshold for r in res],
             "n_same": res[0].n_same, "n_diff": res[0].n_diff}
 
@@ -69,7 +73,7 @@ def _worker_reference(n: int) -> dict:
 
     x, lab = make_embeddings(n)
     roc_curve([0, 1, 0, 1], [0.1, 0.4, 0.35, 0.8])  # warm-up imports
-    base = _maxrss_mb()
+    base = _baseline_mb()
     t0 = time.perf_counter()
     n_pairs = n * (n - 1) // 2
     dist = np.empty(n_pairs, dtype=np.float32)
@@ -91,7 +95,7 @@ def _worker_reference(n: int) -> dict:
     vals = [float(tpr[fpr <= f].max()) for f in FARS]
     t2 = time.perf_counter()
     return {"seconds": t2 - t0, "distance_seconds": t1 - t0, "roc_seconds": t2 - t1,
-            "peak_mb": _maxrss_mb() - base, "base_mb": base, "val": vals, "n_same": int(same.sum())}
+            "peak_mb": peak_rss_mb() - base, "base_mb": base, "val": vals, "n_same": int(same.sum())}
 
 
 def _spawn(kind: str, n: int, repeats: int = 3) -> dict:
@@ -164,7 +168,7 @@ def run(quick: bool = True) -> dict:
                        "processor": platform.processor() or platform.machine(),
                        "torch_threads": torch.get_num_threads(), "load_avg_1m_before_after": load},
            "method": "fresh subprocess per measurement; seconds = wall time (ours: best of repeats); "
-                     "peak_mb = ru_maxrss growth over the post-warm-up baseline"}
+                     "peak_mb = peak RSS growth over the post-warm-up baseline (VmHWM after clear_refs)"}
     atomic_write_text(RESULTS, json.dumps(out, indent=2) + "\n")
     return out
 

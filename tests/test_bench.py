@@ -40,3 +40,20 @@ def test_triplet_loss_equals_the_tf_style_reference_it_is_benchmarked_against():
     emb = torch.nn.functional.normalize(torch.randn(48, 8, generator=g), dim=1)
     labels = torch.arange(12).repeat_interleave(4)
     assert torch.allclose(triplet_loss(emb, labels, 0.2, "semihard"), tf_style_semihard(emb, labels, 0.2), atol=1e-6)
+
+
+def test_peak_memory_is_this_process_and_resets():
+    import numpy as np
+
+    from bench.memory import peak_rss_mb, reset_peak_rss, rss_mb
+
+    if not reset_peak_rss():
+        import pytest
+
+        pytest.skip("no /proc/self/clear_refs on this system")
+    base = rss_mb()
+    block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+    assert peak_rss_mb() - base > 48
+    del block
+    reset_peak_rss()
+    assert peak_rss_mb() - rss_mb() < 16  # the peak starts again from what is resident now
