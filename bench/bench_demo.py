@@ -36,6 +36,16 @@ def _rows(res: dict) -> list[dict]:
     for r in res["report"].get("verification", []):
         rows.append({"what": f"gallery migration @ FAR {r['far']:g}", "VAL(v1,v1)": r["before"],
                      "VAL(v2,v2)": r["after"], "VAL(v2->v1)": r["cross"], "compatible": r["compatible_here"]})
+    ident = res["report"].get("identification") or {}
+    for r in ident.get("rows", []):
+        rows.append({"what": f"identification {r['probe']} probe -> {r['gallery']} gallery "
+                             f"({ident['n_probes']} probes, {ident['n_gallery']} identities)",
+                     **{f"top-{k}": v for k, v in r["accuracy"].items()}})
+    done, total = res["mid_progress"].get("done"), res["mid_progress"].get("total")
+    ok, asked = res.get("mid_top1", (0, 0))
+    rows.append({"what": f"v2 queries mid-backfill ({done}/{total} items migrated)",
+                 "top-1": ok / asked if asked else None, "queries": asked,
+                 "note": res["mid_refusal"] or "mixed search"})
     return rows
 
 

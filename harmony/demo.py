@@ -30,6 +30,7 @@ class DemoResult:
     compat: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)
     mid_search: list = field(default_factory=list)
+    mid_top1: tuple[int, int] = (0, 0)  # v2 queries with the right identity first / queries, mid-backfill
     mid_progress: dict = field(default_factory=dict)
     mid_refusal: str = ""
     report: dict = field(default_factory=dict)
@@ -39,7 +40,7 @@ class DemoResult:
     def as_dict(self) -> dict:
         """What a run measured, as plain JSON (``summary.json`` in the demo folder; bench/bench_demo.py)."""
         return {"timings": self.timings, "metrics": self.metrics, "compat": self.compat, "baseline": self.baseline,
-                "mid_progress": self.mid_progress, "mid_search": self.mid_search, "mid_refusal": self.mid_refusal,
+                "mid_progress": self.mid_progress, "mid_search": self.mid_search, "mid_top1": list(self.mid_top1), "mid_refusal": self.mid_refusal,
                 "report": self.report, "plot": self.plot}
 
 
@@ -145,6 +146,7 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     else:
         res.mid_search = [[(h.item_id, h.label, round(h.distance, 3), h.version) for h in hits] for hits in sr.hits]
         correct = sum(bool(hits) and hits[0][1] == Path(q).parent.name for q, hits in zip(sr.queries, res.mid_search))
+        res.mid_top1 = (int(correct), len(sr.queries))
         say(f"v2 queries on the half-migrated gallery ({sr.mode} search): top-1 correct for {correct}/"
             f"{len(sr.queries)} queries; hits scored against {sorted({h[3] for hits in res.mid_search for h in hits})} "
             "vectors")

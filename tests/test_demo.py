@@ -32,3 +32,5 @@ def test_demo_story_runs_on_micro_recipes(tmp_path, micro_demo_recipes):
     total = next(r for r in rows if r["what"] == "time: total")
     assert total["ratio_vs_budget"] == total["seconds"] / 600.0
     assert sum(r["what"].startswith("v2 (harmonic) vs v1") for r in rows) == len(res.compat["rows"])
+    mid = next(r for r in rows if r["what"].startswith("v2 queries mid-backfill"))
+    assert mid["queries"] == res.mid_top1[1] and (mid["queries"] > 0 or res.mid_refusal)
