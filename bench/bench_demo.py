@@ -28,6 +28,9 @@ BUDGET_S = 600.0  # the demo issue: under 10 minutes on 2 CPU cores
 def _rows(res: dict) -> list[dict]:
     rows = [{"what": f"time: {step}", "seconds": secs, "budget_s": BUDGET_S if step == "total" else None,
              "ratio_vs_budget": secs / BUDGET_S if step == "total" else None} for step, secs in res["timings"].items()]
+    for name, m in res.get("metrics", {}).items():  # each model alone, on the held-out identities
+        rows.append({"what": f"{name} alone", **{k.replace("val@", "VAL @ FAR "): v for k, v in m.items()
+                                                  if k.startswith("val@")}})
     for name, rep in (("v2 (harmonic)", res["compat"]), ("v2-base (independent)", res["baseline"])):
         for r in (rep or {}).get("rows", []):
             rows.append({"what": f"{name} vs v1 @ FAR {r['far']:g}", "VAL(v1,v1)": r["val_old_old"],
