@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harmony.io import atomic_write_bytes, atomic_write_json
+from harmony.io import atomic_write_bytes, atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "demo.json"
 PLOT = RESULTS.with_name("demo-val-far.png")  # the README shows this one
@@ -73,7 +73,7 @@ def run(quick: bool = True, out: Path | None = None) -> dict:
                f"{'refused' if res['mid_refusal'] else 'answered'}.")
     out_ = {"benchmark": "demo", "summary": summary, "rows": _rows(res), "wall_s_total": wall,
             "demo": res, "machine": {"cpus": os.cpu_count()}}
-    atomic_write_json(RESULTS, json.loads(json.dumps(out_, default=float)))
+    atomic_write_text(RESULTS, json.dumps(out_, indent=2, default=float))
     return out_
 
 

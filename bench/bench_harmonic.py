@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmony.io import atomic_write_json
+from harmony.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "harmonic.json"
@@ -82,10 +82,10 @@ def one_seed(seed: int, methods: dict) -> dict:
 
 def recipes_key() -> str:
     """Seeds are pooled only when they ran the same recipes (a recipe edit starts a new pool)."""
-    h = hashlib.sha256()
-    for name in RECIPES:
-        h.update((ROOT / "recipes" / name).read_bytes())
-    return h.hexdigest()[:16]
+    import yaml  # the parsed content, so an edited comment keeps the pool
+
+    content = {name: yaml.safe_load((ROOT / "recipes" / name).read_text()) for name in RECIPES}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def pooled_runs(key: str) -> list[dict]:
@@ -127,7 +127,7 @@ def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for s in seeds:
         r = one_seed(s, methods or METHODS) | {"recipes": key}
-        atomic_write_json(RESULTS_DIR / f"harmonic-seed{s}.json", json.loads(json.dumps(r, default=float)))
+        atomic_write_text(RESULTS_DIR / f"harmonic-seed{s}.json", json.dumps(r, indent=2, default=float))
     runs = pooled_runs(key)
     if not runs:
         raise SystemExit(f"no seed measured with the current recipes ({key}); run without --pool-only")
@@ -137,7 +137,7 @@ def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None
                         f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f} (mean over seeds {r['seeds']})" for r in main)
     out = {"benchmark": "harmonic", "summary": summary, "rows": rows, "runs": runs, "recipes": key,
            "machine": {"cpus": os.cpu_count()}}
-    atomic_write_json(RESULTS, json.loads(json.dumps(out, default=float)))
+    atomic_write_text(RESULTS, json.dumps(out, indent=2, default=float))
     return out
 
 

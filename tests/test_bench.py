@@ -57,3 +57,17 @@ def test_peak_memory_is_this_process_and_resets():
     del block
     reset_peak_rss()
     assert peak_rss_mb() - rss_mb() < 16  # the peak starts again from what is resident now
+
+
+def test_seed_pool_key_follows_recipe_content_not_comments(tmp_path, monkeypatch):
+    import bench.bench_harmonic as bh
+
+    (tmp_path / "recipes").mkdir()
+    for name in bh.RECIPES:
+        (tmp_path / "recipes" / name).write_text("# a comment\ntrain: {steps: 10}\n")
+    monkeypatch.setattr(bh, "ROOT", tmp_path)
+    key = bh.recipes_key()
+    (tmp_path / "recipes" / bh.RECIPES[0]).write_text("# another comment\ntrain: {steps: 10}\n")
+    assert bh.recipes_key() == key
+    (tmp_path / "recipes" / bh.RECIPES[0]).write_text("train: {steps: 11}\n")
+    assert bh.recipes_key() != key
