@@ -4,9 +4,9 @@ Data: N structured random embeddings (N/10 identities x 10 images, d=128, Gaussi
 1.5 x Gaussian noise, L2-normalised), same seed for both sides. Pairs: all i < j.
 Each measurement runs in a fresh subprocess that reports its wall time and its peak RSS growth
 (the peak RSS of its own address space, reset after imports, data and a warm-up, minus the RSS
-then; see bench/memory.py), so torch's allocations count as well as numpy's. The reference builds the condensed float32
-distance vector block by block (no n x n matrix) and calls ``roc_curve(same, -D,
-drop_intermediate=False)``; VAL@FAR = max TPR with FPR <= FAR. Both must agree within one
+then; see bench/memory.py), so torch's allocations count as well as numpy's. The reference
+builds the condensed float32 distance vector block by block (no n x n matrix) and calls
+``roc_curve(same, -D, drop_intermediate=False)``; VAL@FAR = max TPR with FPR <= FAR. Both must agree within one
 same pair's share (1 / n_same).
 
 Run: ``python bench/bench_val_at_far.py`` (N = 5k, 20k) or ``--full`` (adds 50k).

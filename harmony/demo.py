@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -39,9 +39,7 @@ class DemoResult:
 
     def as_dict(self) -> dict:
         """What a run measured, as plain JSON (``summary.json`` in the demo folder; bench/bench_demo.py)."""
-        return {"timings": self.timings, "metrics": self.metrics, "compat": self.compat, "baseline": self.baseline,
-                "mid_progress": self.mid_progress, "mid_search": self.mid_search, "mid_top1": list(self.mid_top1), "mid_refusal": self.mid_refusal,
-                "report": self.report, "plot": self.plot}
+        return {k: v for k, v in asdict(self).items() if k != "out"}
 
 
 def recipe_path(name: str, recipes: Path = RECIPES) -> Path:

@@ -61,8 +61,8 @@ def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: s
     ax.set_ylim(0.0, 1.01)
     ax.set_title(title)
     ax.grid(True, which="major", alpha=0.3)
-    present = [f"{m:g}" for m in MARKED_FARS]
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 0.06), fontsize=8, title=f"VAL at FAR {' / '.join(present)}", title_fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 0.06), fontsize=8, title_fontsize=8,
+              title="VAL at FAR " + " / ".join(f"{m:g}" for m in MARKED_FARS))
 
     with atomic_writer(out) as fh:
         fig.savefig(fh, format="png")
