@@ -38,13 +38,21 @@ def _is_lock_error(err: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
-def connect(path: Path, *, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
+# A user's SQL runs on a connection that can reach nothing but the catalog: no file reads or writes
+# (COPY, read_text, ATTACH, EXPORT), no extension installs or loads, and a locked configuration
+# so the statement cannot switch any of that back on.
+SANDBOX_CONFIG = {"enable_external_access": False, "autoinstall_known_extensions": False,
+                  "autoload_known_extensions": False, "lock_configuration": True}
+
+
+def connect(path: Path, *, read_only: bool, timeout_s: float,
+            config: dict[str, object] | None = None) -> duckdb.DuckDBPyConnection:
     """Open ``path``, retrying while another process holds its lock; Busy after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     delay = 0.005
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
         except duckdb.IOException as err:
             if not _is_lock_error(err):
                 raise
@@ -62,6 +70,18 @@ def reading(path: Path, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]
     """A read-only connection for one query or a few; closed on exit."""
     with _process_lock(path):
         con = connect(path, read_only=True, timeout_s=timeout_s)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def sandboxed(path: Path, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for SQL someone typed: it sees the catalog tables and nothing else
+    (see SANDBOX_CONFIG); closed on exit."""
+    with _process_lock(path):
+        con = connect(path, read_only=True, timeout_s=timeout_s, config=SANDBOX_CONFIG)
         try:
             yield con
         finally:

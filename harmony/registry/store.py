@@ -20,7 +20,7 @@ import numpy as np
 
 from harmony.errors import AlreadyExists, IntegrityError, InUse, InvalidInput, NotFound
 from harmony.registry import artifacts, catalog, galleries, maintenance, schema
-from harmony.registry.connection import reading, writing
+from harmony.registry.connection import reading, sandboxed, writing
 from harmony.registry.lookup import resolve_in, version_in
 from harmony.registry.records import (
     KINDS, VERSION_COLUMNS, Compat, Gallery, Migration, Version, VerifyResult, check_name, to_json,
@@ -315,13 +315,17 @@ class Registry:
             return maintenance.export(con, Path(out_dir), format)
 
     def query(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
-        """Run read-only SQL against the catalog; returns (column names, rows)."""
-        with self._read() as con:
+        """Run read-only SQL against the catalog; returns (column names, rows).
+
+        The statement runs sandboxed (connection.SANDBOX_CONFIG): it cannot write the catalog,
+        read or write any file, attach another database or load an extension."""
+        with sandboxed(self.db_path, self.timeout_s) as con:
             try:
                 cur = con.execute(sql, params or [])
             except duckdb.Error as err:
                 raise InvalidInput(f"query failed: {str(err).splitlines()[0]}",
-                                   hint="only read-only SQL (SELECT, DESCRIBE, SHOW) over the registry tables works") from None
+                                   hint="only read-only SQL (SELECT, DESCRIBE, SHOW) over the registry tables "
+                                        "works; files, ATTACH and extensions are off") from None
             if cur.description is None:
                 return [], []
             return [d[0] for d in cur.description], cur.fetchall()
