@@ -62,3 +62,28 @@ class DiskFull(HarmonyError):
     """The file system ran out of space (or quota) during a write; nothing committed was lost."""
 
     code = "disk_full"
+
+
+_OS_HINTS = {
+    "ENOSPC": "free some disk space and re-run the command (what was committed is intact)",
+    "EDQUOT": "free some quota and re-run the command (what was committed is intact)",
+    "EROFS": "the file system is read-only: pass a writable --registry (or $HARMONY_REGISTRY)",
+    "EACCES": "check the file's permissions, or pass a --registry you may write",
+    "EPERM": "check the file's permissions, or pass a --registry you may write",
+    "ENAMETOOLONG": "use a shorter name (names are at most 64 characters)",
+    "ENOENT": "check the path",
+    "EMFILE": "raise the open-file limit (ulimit -n) and re-run",
+}
+
+
+def from_os_error(err: OSError) -> HarmonyError:
+    """An OSError that reached the CLI, as one typed line naming the file and the fix."""
+    import errno
+
+    name = errno.errorcode.get(err.errno or 0, "")
+    where = f": {err.filename}" if err.filename else ""
+    text = f"{err.strerror or err}{where}"
+    if name in ("ENOSPC", "EDQUOT"):
+        return DiskFull(f"disk full while writing{where}", hint=_OS_HINTS[name])
+    return InvalidInput(f"cannot complete the command: {text}",
+                        hint=_OS_HINTS.get(name, "see the message; nothing was committed past the last step"))

@@ -199,8 +199,27 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 def _validate(r: Recipe) -> Recipe:
     checks = [
-        (r.data.image_size >= 16, "data.image_size", "must be >= 16"),
-        (r.model.dim >= 2, "model.dim", "must be >= 2"),
+        (16 <= r.data.image_size <= 1024, "data.image_size", "must be in 16..1024"),
+        (r.data.train_identities >= 2 and r.data.val_identities >= 2 and r.data.test_identities >= 2,
+         "data.train_identities/val_identities/test_identities", "must each be >= 2"),
+        (r.data.per_identity >= 2 and r.data.eval_per_identity >= 2, "data.per_identity/eval_per_identity",
+         "must both be >= 2"),
+        (r.data.min_images >= 1, "data.min_images", "must be >= 1"),
+        (r.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+        (2 <= r.model.dim <= 4096, "model.dim", "must be in 2..4096"),
+        (0.0 <= r.model.dropout < 1.0, "model.dropout", "must be in [0, 1)"),
+        (r.train.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
+        (0.0 <= r.train.momentum < 1.0, "train.momentum", "must be in [0, 1)"),
+        (r.train.warmup_steps >= 0, "train.warmup_steps", "must be >= 0"),
+        (r.train.log_every >= 1, "train.log_every", "must be >= 1"),
+        (r.train.num_nodes >= 1, "train.num_nodes", "must be >= 1"),
+        (r.data.source != "synthetic" or r.train.k <= r.data.per_identity, "train.k",
+         f"is {r.train.k} but data.per_identity renders only {r.data.per_identity} images per identity"),
+        (r.harmonic.prototype_weight >= 0 and r.harmonic.bct_weight >= 0, "harmonic.prototype_weight/bct_weight",
+         "must be >= 0"),
+        (r.harmonic.bct_scale > 0, "harmonic.bct_scale", "must be > 0"),
+        (r.harmonic.head_lr > 0 and r.harmonic.full_lr > 0, "harmonic.head_lr/full_lr", "must be > 0"),
+        (r.eval.batch_size >= 1, "eval.batch_size", "must be >= 1"),
         (r.train.p >= 2 and r.train.k >= 2, "train.p/train.k", "must both be >= 2"),
         (r.train.epochs >= 1, "train.epochs", "must be >= 1"),
         (r.train.steps_per_epoch >= 1, "train.steps_per_epoch", "must be >= 1"),
@@ -221,7 +240,29 @@ def _validate(r: Recipe) -> Recipe:
     if r.model.backbone not in BACKBONES:
         raise InvalidInput(f"recipe key 'model.backbone' is {r.model.backbone!r}",
                            hint=f"allowed values: {', '.join(sorted(BACKBONES))}")
+    _check_backbone(r)
     return r
+
+
+def _check_backbone(r: Recipe) -> None:
+    """Build the backbone and run one image through it, so bad ``backbone_args`` (or an input too
+    small for the network) fail here, before any data is rendered or a trainer starts."""
+    import torch
+
+    from harmony.models.backbones import BACKBONES
+
+    try:
+        net, _ = BACKBONES[r.model.backbone](**r.model.backbone_args)
+        with torch.no_grad():
+            net.eval()(torch.zeros(1, 3, r.data.image_size, r.data.image_size))
+    except (TypeError, ValueError, RuntimeError, IndexError, ZeroDivisionError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InvalidInput(f"recipe key 'model.backbone_args' {dict(r.model.backbone_args)} does not build a "
+                           f"{r.model.backbone} for {r.data.image_size} px input: {first}",
+                           hint="see the backbone's signature in harmony/models/ for the arguments it takes") from None
+
+
+REQUIRED_SECTIONS = ("data", "model", "train")
 
 
 def recipe_from_dict(raw: dict) -> Recipe:
@@ -234,9 +275,18 @@ def load_recipe(path: str | Path) -> Recipe:
     if not p.is_file():
         raise NotFound(f"recipe {p} does not exist", hint="see recipes/ for the shipped recipes")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"recipe {p} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r})",
+                           hint="save the recipe as UTF-8") from None
     except yaml.YAMLError as e:
         raise InvalidInput(f"recipe {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if raw is None:
+        raise InvalidInput(f"recipe {p} is empty", hint="start from recipes/base-tiny.yaml")
+    missing = [s for s in REQUIRED_SECTIONS if not (isinstance(raw, dict) and raw.get(s))]
+    if isinstance(raw, dict) and missing:  # a recipe file says what it trains; defaults hide typos
+        raise InvalidInput(f"recipe {p} has no {', '.join(repr(m) for m in missing)} section",
+                           hint=f"every recipe file sets {', '.join(REQUIRED_SECTIONS)}; start from recipes/base-tiny.yaml")
     try:
         return recipe_from_dict(raw or {})
     except InvalidInput as e:

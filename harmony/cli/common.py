@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 from datetime import date, datetime
 from pathlib import Path
@@ -112,14 +113,35 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except HarmonyError as e:
-            err_console.print(f"[bold red]error:[/] {e.message}" + (f" [dim](fix: {e.hint})[/]" if e.hint else ""),
-                              highlight=False, soft_wrap=True)
+            _print_error(e)
+            raise typer.Exit(2) from None
+        except OSError as e:  # a full disk, a read-only registry, a name the file system refuses
+            from harmony.errors import from_os_error
+
+            logging.getLogger("harmony").debug("OSError at the CLI boundary", exc_info=True)
+            _print_error(from_os_error(e))
+            raise typer.Exit(2) from None
+        except Exception as e:
+            if type(e).__module__.split(".")[0] != "duckdb":
+                raise
+            from harmony.errors import DiskFull, HarmonyError as _HE
+
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            full = "No space left" in str(e) or "disk" in str(e).lower()
+            _print_error(DiskFull(f"registry write failed: {first}", hint="free some disk space and re-run") if full
+                         else _HE(f"registry operation failed: {first}", hint="re-run; `harmony registry verify` "
+                                  "checks the registry"))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; re-run the same command to resume where it is resumable")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _print_error(e: Any) -> None:
+    err_console.print(f"[bold red]error:[/] {e.message}" + (f" [dim](fix: {e.hint})[/]" if e.hint else ""),
+                      highlight=False, soft_wrap=True)
 
 
 def quiet_lightning(quiet: bool) -> None:
