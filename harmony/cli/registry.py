@@ -189,26 +189,32 @@ def alias_list(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 @app.command("verify")
 @handle_errors
 def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (default: all).")] = None,
+               repair: Annotated[bool, typer.Option("--repair", help="Delete the orphans and leftovers of killed "
+                                                    "runs (never a registered artifact or a running job's files).")] = False,
                registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
-    """Re-hash artifacts against their sha256; exit 1 when any is missing or altered.
+    """Re-hash artifacts against their sha256, list the debris of killed runs; exit 1 when any
+    artifact is missing or altered.
 
-    Example: harmony registry verify
+    Example: harmony registry verify --repair
     """
     reg = open_registry(registry)
+    if repair:
+        for r in reg.repair():
+            err_console.print(f"removed {r.status} {r.path}", highlight=False)
     results = reg.verify(name)
     bad = [r for r in results if r.status in ("missing", "altered")]
     if as_json:
         echo_json(results)
     else:
         t = table(f"artifact check of {reg.root}", ("version", "status", "path", "detail"))
-        colour = {"ok": "green", "orphan": "yellow"}
+        colour = {"ok": "green", "orphan": "yellow", "leftover": "yellow"}
         for r in results:
             shown = Path(r.path).relative_to(reg.root) if Path(r.path).is_relative_to(reg.root) else r.path
             t.add_row(r.name, f"[{colour.get(r.status, 'red')}]{r.status}[/]", str(shown), r.detail)
         console.print(t)
-        if any(r.status == "orphan" for r in results):
-            console.print("orphans are leftovers of interrupted adds or removes: safe to delete; "
-                          "re-adding the same name replaces them")
+        if any(r.status in ("orphan", "leftover") for r in results):
+            console.print("orphans and leftovers are debris of interrupted runs: `harmony registry verify --repair` "
+                          "deletes them")
     if bad:
         raise typer.Exit(1)
 

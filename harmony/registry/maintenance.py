@@ -56,6 +56,56 @@ def orphans(root: Path, versions: Iterable[Version]) -> list[VerifyResult]:
     return found
 
 
+GRACE_S = 60.0  # an orphan younger than this may be a concurrent add between its copy and its commit
+
+
+def leftovers(root: Path, gallery_paths: Iterable[str]) -> list[VerifyResult]:
+    """Debris of killed runs outside the artifact folders: unowned scratch entries (see
+    harmony.scratch), half-built gallery folders, gallery folders no registry row names."""
+    from harmony.scratch import leftovers as scratch_leftovers
+
+    found = [VerifyResult(p.name, "leftover", str(p), "temporary files of a killed run")
+             for p in scratch_leftovers(root)]
+    base = root / "galleries"
+    known = {Path(p).name for p in gallery_paths}
+    for entry in sorted(base.iterdir()) if base.is_dir() else []:
+        if ".building-" in entry.name:
+            found.append(VerifyResult(entry.name, "leftover", str(entry), "a gallery build that was killed"))
+        elif entry.is_dir() and entry.name not in known:
+            found.append(VerifyResult(entry.name, "orphan", str(entry), "gallery folder with no registry row"))
+    return found
+
+
+def repair(root: Path, problems: Iterable[VerifyResult], grace_s: float = GRACE_S) -> list[VerifyResult]:
+    """Delete the leftovers and orphans among ``problems`` (never a registered artifact or a live
+    run's scratch folder); returns what was removed."""
+    import shutil
+    import time
+
+    from harmony.scratch import sweep
+
+    swept = {str(p) for p in sweep(root)}
+    removed = []
+    for r in problems:
+        path = Path(r.path)
+        if r.status not in ("orphan", "leftover"):
+            continue
+        if str(path) in swept:
+            removed.append(r)
+            continue
+        try:
+            if time.time() - path.stat().st_mtime < grace_s:
+                continue
+        except FileNotFoundError:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(r)
+    return removed
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
                        "ORDER BY table_name").fetchall()

@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import numpy as np
 
+from harmony import scratch
 from harmony.errors import AlreadyExists, IntegrityError, InUse, InvalidInput, NotFound
 from harmony.registry import artifacts, catalog, galleries, maintenance, schema
 from harmony.registry.connection import reading, sandboxed, writing
@@ -28,6 +30,17 @@ from harmony.registry.records import (
 )
 
 DB_NAME = "harmony.duckdb"
+
+
+@dataclass(frozen=True)
+class CompatRecord:
+    """A compatibility measurement of a version being registered against an older ``old``."""
+
+    old: str
+    dataset: str
+    far: float
+    table: Mapping[str, Any]
+    compatible: bool
 
 
 def default_root(root: Path | str | None = None) -> Path:
@@ -95,8 +108,14 @@ class Registry:
 
     def add_version(self, name: str, *, kind: str, artifact: Path | str, backbone: str, dim: int,
                     recipe: str = "", parent: str | None = None, metrics: Mapping[str, Any] | None = None,
-                    meta: Mapping[str, Any] | None = None, command: str | None = None) -> Version:
-        """Copy ``artifact`` into the store (durably) and register it as version ``name``."""
+                    meta: Mapping[str, Any] | None = None, command: str | None = None,
+                    evaluations: Sequence[tuple[str, Mapping[str, Any]]] = (),
+                    compatibility: Sequence[CompatRecord] = ()) -> Version:
+        """Copy ``artifact`` into the store (durably) and register it as version ``name``.
+
+        ``evaluations`` ``(dataset, metrics)`` and ``compatibility`` rows measured before
+        registration commit in the same transaction as the version row, so a kill can never leave
+        a version without the figures its training measured."""
         check_name(name)
         if kind not in KINDS:
             raise InvalidInput(f"unknown version kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
@@ -104,6 +123,7 @@ class Registry:
             raise InvalidInput(f"embedding dim must be a positive integer, got {dim!r}", hint="pass e.g. dim=128")
         values = [to_json(metrics), to_json(meta)]
         src = Path(artifact)
+        scratch.sweep(self.root)  # debris of killed registrations goes before new work begins
         with self._read() as con:  # fail fast before copying a large file
             self._check_new_name(con, name)
             if parent is not None:
@@ -120,13 +140,18 @@ class Registry:
                     f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, kind, str(backbone), int(dim), str(recipe), parent_name, rel, sha, size, *values,
                      schema.utcnow(), command if command is not None else command_line(), "ready"])
+                for dataset, figures in evaluations:
+                    catalog.record_evaluation(con, name, dataset, figures, None)
+                for c in compatibility:
+                    catalog.record_compatibility(con, name, c.old, c.dataset, c.far, c.table, c.compatible)
         except AlreadyExists:  # another process won the name: the folder is now its
             tmp.unlink(missing_ok=True)
             raise
         except BaseException:
             tmp.unlink(missing_ok=True)
+            (self.root / rel).unlink(missing_ok=True)  # placed, but its row rolled back
             try:
-                folder.rmdir()  # only succeeds when nothing was placed
+                folder.rmdir()  # only succeeds when nothing else is there
             except OSError:
                 pass
             raise
@@ -307,7 +332,13 @@ class Registry:
         results = [maintenance.verify_version(self.root, v) for v in versions]
         if name is None:
             results += maintenance.orphans(self.root, versions)
+            results += maintenance.leftovers(self.root, [g.path for g in self.list_galleries()])
         return results
+
+    def repair(self) -> list[VerifyResult]:
+        """Remove what :meth:`verify` reports as orphan or leftover (debris of killed runs);
+        registered artifacts and live runs are never touched. Returns what was removed."""
+        return maintenance.repair(self.root, self.verify())
 
     def export(self, out_dir: Path | str, format: str = "parquet") -> list[Path]:
         """Write every table to ``out_dir`` (one file per table) as parquet or JSON."""
