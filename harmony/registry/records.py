@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from harmony.errors import InvalidInput
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_MAX = 64  # names become folder and file names: well under NAME_MAX of any file system
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (NAME_MAX - 1))
 KINDS = ("base", "harmonic", "external")
 
 # Migration state machine (DESIGN section 6): planned -> backfilling -> ready -> swapped -> rolled_back.
@@ -37,7 +38,8 @@ def check_name(name: str, what: str = "version") -> str:
     """Names become folder names and CLI arguments, so keep them to a safe alphabet."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidInput(
-            f"invalid {what} name {name!r}: use letters, digits, '.', '_' or '-', starting with a letter or digit",
+            f"invalid {what} name {name if len(str(name)) <= 80 else str(name)[:77] + '...'!r}: use letters, digits, "
+            f"'.', '_' or '-', starting with a letter or digit, at most {NAME_MAX} characters",
             hint=f"choose a {what} name such as v2-harmonic",
         )
     return name

@@ -203,9 +203,7 @@ class Registry:
 
     def load_checkpoint(self, name: str) -> dict:
         """The verified checkpoint of a version, loaded on CPU with torch's safe loader."""
-        import torch
-
-        return torch.load(self.artifact_path(name, verify=True), map_location="cpu", weights_only=True)
+        return artifacts.load_torch_checkpoint(self.artifact_path(name, verify=True))
 
     def remove_version(self, name: str) -> None:
         """Mark a version deleted and delete its artifact; refused while anything refers to it."""

@@ -1,0 +1,41 @@
+"""Item 6: one name rule everywhere (at most 64 characters); a malicious or corrupt checkpoint is
+refused with one line that never suggests weights_only=False."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from harmony.errors import IntegrityError, InvalidInput
+from harmony.registry.artifacts import load_torch_checkpoint
+
+
+class Boom:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_names_longer_than_64_are_refused_everywhere(reg, add):
+    add("v1")
+    long = "a" * 300
+    with pytest.raises(InvalidInput, match="at most 64"):
+        add(long)
+    with pytest.raises(InvalidInput, match="at most 64"):
+        reg.set_alias(long, "v1")
+    assert add("b" * 64).name == "b" * 64
+
+
+def test_malicious_and_corrupt_checkpoints(tmp_path, capsys):
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "x": Boom()}, evil)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    raw_pickle = tmp_path / "pickle.pt"
+    raw_pickle.write_bytes(pickle.dumps(Boom()))
+    for path in (evil, corrupt, raw_pickle):
+        with pytest.raises(IntegrityError) as err:
+            load_torch_checkpoint(path)
+        assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+    assert "pwned" not in capsys.readouterr().out
