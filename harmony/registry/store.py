@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 
 from harmony import scratch
-from harmony.errors import AlreadyExists, IntegrityError, InUse, InvalidInput, NotFound
+from harmony.errors import AlreadyExists, DiskFull, IntegrityError, InUse, InvalidInput, NotFound
 from harmony.registry import artifacts, catalog, galleries, maintenance, schema
 from harmony.registry.connection import reading, sandboxed, writing
 from harmony.registry.lookup import resolve_in, version_in
@@ -30,6 +30,7 @@ from harmony.registry.records import (
 )
 
 DB_NAME = "harmony.duckdb"
+MIN_FREE_BYTES = 16 << 20  # below this a DuckDB commit or an index write is likely to fail midway
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,27 @@ class Registry:
     def __repr__(self) -> str:
         return f"Registry({str(self.root)!r})"
 
+    def require_writable(self, need_bytes: int = 0) -> None:
+        """Refuse up front, before any embedding or training, when nothing could be committed:
+        a read-only registry, or less free space than ``need_bytes`` (and MIN_FREE_BYTES)."""
+        import errno
+        import shutil
+        import tempfile
+
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            why = "read-only" if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else (err.strerror or str(err))
+            raise InvalidInput(f"registry {self.root} is not writable ({why})",
+                               hint="pass a writable --registry (or $HARMONY_REGISTRY), or fix its permissions") from None
+        free = shutil.disk_usage(self.root).free
+        need = max(int(need_bytes), MIN_FREE_BYTES)
+        if free < need:
+            raise DiskFull(f"registry {self.root} has {free / 2**20:.0f} MiB free, this needs about "
+                           f"{need / 2**20:.0f} MiB", hint="free some disk space, or use another --registry")
+
     @contextmanager
     def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with reading(self.db_path, self.timeout_s) as con:
@@ -124,6 +146,7 @@ class Registry:
         values = [to_json(metrics), to_json(meta)]
         src = Path(artifact)
         scratch.sweep(self.root)  # debris of killed registrations goes before new work begins
+        self.require_writable(src.stat().st_size if src.is_file() else 0)
         with self._read() as con:  # fail fast before copying a large file
             self._check_new_name(con, name)
             if parent is not None:

@@ -39,3 +39,26 @@ def test_malicious_and_corrupt_checkpoints(tmp_path, capsys):
             load_torch_checkpoint(path)
         assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_read_only_or_full_registry_is_refused_up_front(reg, make_ckpt, monkeypatch):
+    import errno
+    import shutil
+    import tempfile
+    from collections import namedtuple
+
+    from harmony.errors import DiskFull
+
+    def erofs(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkstemp", erofs)
+        with pytest.raises(InvalidInput, match="not writable"):
+            reg.add_version("v1", kind="base", artifact=make_ckpt(0), backbone="b", dim=8)
+    Usage = namedtuple("Usage", "total used free")
+    with monkeypatch.context() as m:
+        m.setattr(shutil, "disk_usage", lambda p: Usage(10, 10, 1024))
+        with pytest.raises(DiskFull, match="MiB free"):
+            reg.add_version("v1", kind="base", artifact=make_ckpt(0), backbone="b", dim=8)
+    assert reg.list_versions() == [] and not (reg.root / "artifacts" / "v1").exists()
