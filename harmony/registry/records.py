@@ -19,17 +19,6 @@ from harmony.errors import InvalidInput
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 KINDS = ("base", "harmonic", "external")
 
-# Migration state machine (DESIGN section 6): planned -> backfilling -> ready -> swapped -> rolled_back.
-TERMINAL_STATES = ("rolled_back", "failed")
-ACTIVE_STATES = ("planned", "backfilling", "ready")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "planned": ("backfilling", "ready", "failed"),
-    "backfilling": ("backfilling", "ready", "failed"),
-    "ready": ("swapped", "rolled_back", "failed"),
-    "swapped": ("rolled_back", "failed"),
-    "rolled_back": (),
-    "failed": (),
-}
 COMPAT_CELLS = ("old_old", "new_new", "new_old", "old_new")
 
 
