@@ -15,7 +15,7 @@ the sphere. The versions:
 
 Verdicts are measured on held-out synthetic identities at the gallery's operating FAR (0.1: the
 FAR where untrained networks have a non-zero VAL, so the criterion separates the two) and recorded
-in the registry, then `harmony.operations` does what the CLI does:
+in the registry, then `harmony.migration` does what the CLI does:
 
 - compatible: plan + register the migration, then the first v2 query (mixed search) returns; the
   time until then is the time until queries run on v2. The backfill then runs to completion.
@@ -110,7 +110,7 @@ def _copy_registry(src: Path, dst: Path) -> Path:
 
 
 def _first_query(reg, gallery: str, query: Path) -> tuple[float, str, str]:
-    from harmony.operations.galleries import search_gallery
+    from harmony.migration.search import search_gallery
 
     t = time.perf_counter()
     r = search_gallery(reg, gallery, query, k=5)
@@ -120,9 +120,9 @@ def _first_query(reg, gallery: str, query: Path) -> tuple[float, str, str]:
 def bench(n_identities: int, per_identity: int) -> dict:
     from harmony.gallery import index as fx
     from harmony.operations.embedding import FileEmbedder, embed_files
-    from harmony.operations.galleries import build_gallery, open_gallery
-    from harmony.operations.migrate import run_migration
-    from harmony.operations.plan import plan_migration
+    from harmony.gallery.catalog import build_gallery, open_gallery
+    from harmony.migration.run import run_migration
+    from harmony.migration.plan import plan_migration
     from harmony.registry import Registry
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-migration-"))

@@ -73,10 +73,11 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     from harmony.evaluation.cache import embed_cached
     from harmony.evaluation.datasets import synthetic_set
     from harmony.metrics import plot_val_far, val_far_curve
-    from harmony.operations.galleries import build_gallery, search_gallery
-    from harmony.operations.migrate import run_migration
-    from harmony.operations.plan import plan_migration
-    from harmony.operations.report import report_renderables
+    from harmony.gallery.catalog import build_gallery
+    from harmony.migration.search import search_gallery
+    from harmony.migration.run import run_migration
+    from harmony.migration.plan import plan_migration
+    from harmony.cli.render_migration import report_renderables
     from harmony.recipe import load_recipe
     from harmony.registry import Registry
     from harmony.training.base import train_base
@@ -132,7 +133,7 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     batch = min(64, max(2, plan.n_items // 8))  # pause after 3 of ~8 batches to show a half-migrated gallery
     for s in plan.steps(batch, True):
         say(f"  - {s}")
-    part = run_migration(reg, plan, batch_size=batch, stop_after=3, progress=progress)
+    part = run_migration(reg, plan, batch_size=batch, stop_after=3)
     done = (part.backfill.n_embedded + part.backfill.n_resumed) if part.backfill else 0
     res.mid_progress = {"done": done, "total": plan.n_items, "state": part.migration.state}
     say(f"backfill paused after 3 batches: {done}/{plan.n_items} items have v2 vectors (state {part.migration.state})")
@@ -148,7 +149,7 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
         say(f"v2 queries on the half-migrated gallery ({sr.mode} search): top-1 correct for {correct}/"
             f"{len(sr.queries)} queries; hits scored against {sorted({h[3] for hits in res.mid_search for h in hits})} "
             "vectors")
-    full = run_migration(reg, plan_migration(reg, "prod", "v2"), batch_size=batch, swap=True, progress=progress)
+    full = run_migration(reg, plan_migration(reg, "prod", "v2"), batch_size=batch, swap=True)
     res.report = full.report or {}
     for r in report_renderables(res.report):
         say(r)

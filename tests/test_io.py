@@ -46,8 +46,9 @@ def test_no_space_is_disk_full_with_a_hint(tmp_path, monkeypatch):
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["x.bin"]
 
 
-def test_old_import_paths_still_work():
-    from harmony.gallery import atomic
+def test_io_is_the_one_home_of_crash_safe_writes():
+    from harmony.gallery import store
+    from harmony.migration import checkpoint
 
-    assert atomic.DiskFull is DiskFull and hio.DiskFull is DiskFull
-    assert atomic.write_json_atomic is hio.atomic_write_json and atomic.atomic_writer is hio.atomic_writer
+    assert hio.DiskFull is DiskFull
+    assert store.atomic_write_json is hio.atomic_write_json and checkpoint.atomic_writer is hio.atomic_writer

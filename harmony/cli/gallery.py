@@ -1,6 +1,6 @@
 """`harmony gallery ...`: build, grow, search and inspect FAISS galleries of registered versions.
 
-Thin commands over harmony.operations.galleries; torch and faiss are imported inside them."""
+Thin commands over harmony.gallery.catalog (search: harmony.migration.search); torch and faiss are imported inside them."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def build(
 
     Example: harmony gallery build --name prod --version v1 --data faces/ --codec sq8 --far 1e-3
     """
-    from harmony.operations.galleries import build_gallery
+    from harmony.gallery.catalog import build_gallery
 
     reg = open_registry(registry)
     r = build_gallery(reg, name, version, data, codec=codec.value, far=far, nlist=nlist, batch_size=batch_size,
@@ -87,7 +87,7 @@ def add(
 
     Example: harmony gallery add --name prod faces/id00042/ new/alice.jpg --identity alice
     """
-    from harmony.operations.galleries import add_to_gallery
+    from harmony.gallery.catalog import add_to_gallery
 
     r = add_to_gallery(open_registry(registry), name, paths, identity=identity, batch_size=batch_size, device=device,
                        progress=not as_json)
@@ -111,7 +111,7 @@ def remove(
 
     Example: harmony gallery remove --name prod id00042/0003.png id00077
     """
-    from harmony.operations.galleries import remove_from_gallery
+    from harmony.gallery.catalog import remove_from_gallery
 
     removed = remove_from_gallery(open_registry(registry), name, item_ids)
     if as_json:
@@ -140,7 +140,7 @@ def search(
 
     Example: harmony gallery search --name prod --query probe.jpg -k 5 --version v2
     """
-    from harmony.operations.galleries import search_gallery
+    from harmony.migration.search import search_gallery
 
     r = search_gallery(open_registry(registry), name, query, k, version, batch_size=batch_size, device=device)
     if as_json:
@@ -189,7 +189,7 @@ def info(
 
     Example: harmony gallery info --name prod --items 10
     """
-    from harmony.operations.galleries import gallery_view, items_of, open_gallery
+    from harmony.gallery.catalog import gallery_view, items_of, open_gallery
 
     reg = open_registry(registry)
     view = gallery_view(reg, name)
@@ -215,7 +215,7 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
     Example: harmony gallery list --json
     """
-    from harmony.operations.galleries import list_gallery_views
+    from harmony.gallery.catalog import list_gallery_views
 
     reg = open_registry(registry)
     views = list_gallery_views(reg)

@@ -1,6 +1,6 @@
 """`harmony migrate ...`: move a gallery to a new embedding version, watch it, swap, roll back, gc.
 
-Thin commands over harmony.operations (plan, migrate, lifecycle, report)."""
+Thin commands over harmony.migration (plan, run, lifecycle, report); rendering in render_migration."""
 
 from __future__ import annotations
 
@@ -72,9 +72,12 @@ def gallery_cmd(
 
     Example: harmony migrate gallery --gallery prod --to v2 --swap
     """
-    from harmony.operations.migrate import run_migration
-    from harmony.operations.plan import plan_migration
-    from harmony.operations.report import report_renderables
+    from harmony.cli.progress import rich_progress
+    from harmony.cli.render_migration import report_renderables
+    from harmony.migration.lifecycle import swap_gallery
+    from harmony.migration.plan import plan_migration
+    from harmony.migration.run import run_migration
+    from harmony.migration.states import READY
 
     reg = open_registry(registry)
     plan = plan_migration(reg, gallery, to)
@@ -87,32 +90,32 @@ def gallery_cmd(
         return
     if not as_json:
         console.print(_plan_panel(plan, batch_size, swap))
-    out = run_migration(reg, plan, batch_size=batch_size, swap=swap and as_json, allow_missing=allow_missing,
-                        eval_data=eval_data, progress=not (quiet or as_json), stop_after=max_batches, device=device)
-    if as_json:
-        echo_json({"plan": plan.as_dict(batch_size, swap), "migration": out.migration, "backfill": out.backfill,
-                   "report": out.report, "swap": out.swap, "fixed": list(out.fixed)})
-        return
-    _print_repairs(out.fixed)
+    with rich_progress(enabled=not (quiet or as_json)) as progress:
+        out = run_migration(reg, plan, batch_size=batch_size, allow_missing=allow_missing, eval_data=eval_data,
+                            progress=progress, stop_after=max_batches, device=device)
     m, b = out.migration, out.backfill
-    if b is not None:
-        console.print(f"backfill to {plan.target}: {b.n_embedded} embedded in this run ({b.n_resumed} done before), "
-                      f"{b.n_failed} unreadable, {b.items_per_s:,.0f} items/s, {b.embed_share:.0%} of the time "
-                      f"embedding", highlight=False)
-    if not out.complete:
-        console.print(f"migration #{m.id} is {m.state}: {m.cursor or 0} of {plan.n_items} items done; re-run the "
-                      "same command to continue", highlight=False)
-        return
-    _failed(m.counts)
-    for part in report_renderables(out.report or m.report):
-        console.print(part)
-    if swap and m.state == "ready":  # swapped after the listing above, so a refusal comes last
-        from harmony.operations.lifecycle import swap_gallery
-
-        o = swap_gallery(reg, gallery, allow_missing=allow_missing)
-        console.print(f"swapped: gallery [bold]{gallery}[/] serves {o.active} (rollback to {o.previous} "
-                      f"until `harmony migrate gc --gallery {gallery}`)", highlight=False)
-    elif m.state == "ready":
+    if not as_json:
+        _print_repairs(out.fixed)
+        if b is not None:
+            console.print(f"backfill to {plan.target}: {b.n_embedded} embedded in this run ({b.n_resumed} done "
+                          f"before), {b.n_failed} unreadable, {b.items_per_s:,.0f} items/s, {b.embed_share:.0%} of "
+                          f"the time embedding", highlight=False)
+        if not out.complete:
+            console.print(f"migration #{m.id} is {m.state}: {m.cursor or 0} of {plan.n_items} items done; re-run "
+                          "the same command to continue", highlight=False)
+            return
+        _failed(m.counts)
+        for part in report_renderables(out.report or m.report):
+            console.print(part)
+    # one path with or without --json: swap after the report, so a refusal comes last
+    swapped = swap_gallery(reg, gallery, allow_missing=allow_missing) if swap and m.state == READY else None
+    if as_json:
+        echo_json({"plan": plan.as_dict(batch_size, swap), "migration": swapped.migration if swapped else m,
+                   "backfill": b, "report": out.report, "swap": swapped, "fixed": list(out.fixed)})
+    elif swapped is not None:
+        console.print(f"swapped: gallery [bold]{gallery}[/] serves {swapped.active} (rollback to "
+                      f"{swapped.previous} until `harmony migrate gc --gallery {gallery}`)", highlight=False)
+    elif m.state == READY:
         console.print(f"migration #{m.id} is ready: `harmony migrate swap --gallery {gallery}` serves {plan.target}",
                       highlight=False)
     else:
@@ -126,8 +129,9 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
 
     Example: harmony migrate status --gallery prod
     """
-    from harmony.operations.lifecycle import migration_status
-    from harmony.operations.report import report_renderables
+    from harmony.cli.render_migration import report_renderables
+    from harmony.migration.lifecycle import migration_status
+    from harmony.migration.states import ACTIVE_STATES
 
     s = migration_status(open_registry(registry), gallery)
     if as_json:
@@ -146,7 +150,7 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
                       m.updated.strftime("%Y-%m-%d %H:%M:%S") if m.updated else "")
         console.print(t)
         b, m = s.backfill, s.latest
-        if b is not None and m.state in ("planned", "backfilling", "ready"):
+        if b is not None and m.state in ACTIVE_STATES:
             console.print(f"gallery folder: backfill to {b.target} {b.state}, {b.done} processed, {b.pending} pending, "
                           f"{b.failed} unreadable so far, {b.batches} batches committed", highlight=False)
         _failed(m.counts)
@@ -185,7 +189,7 @@ def swap_cmd(gallery: GalleryOpt, allow_missing: AllowMissingOpt = False, regist
 
     Example: harmony migrate swap --gallery prod
     """
-    from harmony.operations.lifecycle import swap_gallery
+    from harmony.migration.lifecycle import swap_gallery
 
     _print_outcome(swap_gallery(open_registry(registry), gallery, allow_missing=allow_missing), as_json)
 
@@ -197,7 +201,7 @@ def rollback_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: Jso
 
     Example: harmony migrate rollback --gallery prod
     """
-    from harmony.operations.lifecycle import rollback_gallery
+    from harmony.migration.lifecycle import rollback_gallery
 
     _print_outcome(rollback_gallery(open_registry(registry), gallery), as_json)
 
@@ -214,7 +218,7 @@ def gc_cmd(
 
     Example: harmony migrate gc --gallery prod
     """
-    from harmony.operations.lifecycle import gc_gallery
+    from harmony.migration.lifecycle import gc_gallery
 
     dropped = gc_gallery(open_registry(registry), gallery, version)
     if as_json:

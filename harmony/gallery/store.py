@@ -5,7 +5,7 @@ Layout (every file is immutable once written, except the pointer ``gallery.json`
     gallery.json            meta: dim, codec, active/previous version, generation, file names
     items.<gen>.npz         the item table (see table.py)
     index-<version>.<gen>.faiss
-    migrations/<version>/   backfill checkpoints (harmony.migration)
+    migrations/...          backfill checkpoints (their layout: harmony.migration.checkpoint)
     .lock                   writers hold an flock on it
 
 A change writes new files under a new generation number, then atomically replaces
@@ -261,7 +261,7 @@ class GalleryStore:
             table, ids, was_there, next_id, next_seq = self._table.upsert(
                 item_ids, sources, labels, version, self._meta["next_id"], self._meta["next_seq"])
             changed = self._drop_from_indexes(ids[was_there])
-            target = changed[version] if version in changed else self._index_copy(version)
+            target = changed[version] if version in changed else self.index_copy(version)
             if target is None:
                 target = fx.make_index(self.dim, self.codec, nlist=self.nlist, n=x.shape[0])
             fx.add(target, ids, x)
@@ -314,8 +314,9 @@ class GalleryStore:
             table = self._table.with_versions(orphaned, self.active_version) if orphaned.size else None
             self._commit(table=table, indexes={version: None}, previous=prev)
 
-    def _index_copy(self, version: str) -> object | None:
-        """A private, modifiable copy of a stored index (None when the version has none)."""
+    def index_copy(self, version: str) -> object | None:
+        """A modifiable copy of a stored index (None when the version has none): what a backfill
+        extends before :meth:`install_index` puts it back."""
         if version not in self._meta["indexes"]:
             return None
         import faiss
@@ -327,7 +328,7 @@ class GalleryStore:
         if ids.size == 0:
             return changed
         for v in self._meta["indexes"]:
-            idx = self._index_copy(v)
+            idx = self.index_copy(v)
             if fx.remove(idx, ids):
                 changed[v] = idx
         return changed
@@ -426,9 +427,10 @@ class GalleryStore:
         return fx.reconstruct(self.index(version), table.ids[np.array(rows, dtype=np.int64)])
 
     def info(self) -> GalleryInfo:
+        from harmony.migration.checkpoint import backfills_in_progress  # the one module that knows that layout
+
         self.refresh()
-        mig = self.path / "migrations"
-        backfills = tuple(sorted(p.name for p in mig.iterdir() if (p / "CURSOR").exists())) if mig.is_dir() else ()
+        backfills = backfills_in_progress(self.path)
         size = sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
         m = self._meta
         return GalleryInfo(

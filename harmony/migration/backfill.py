@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -25,6 +24,8 @@ from harmony.gallery import index as fx
 from harmony.gallery.store import GalleryStore, check_version_name
 from harmony.gallery.table import ItemTable
 from harmony.migration.checkpoint import BackfillDir, Cursor, latest_records
+from harmony.migration.states import BACKFILLING, PLANNED, READY, ROLLED_BACK, SWAPPED
+from harmony.progress import ProgressFn, tick
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,13 @@ def pending_rows(table: ItemTable, target: str, after_seq: int) -> np.ndarray:
 
 
 def run_backfill(store: GalleryStore, target_version: str, embed_fn: EmbedFn, batch_size: int = 256,
-                 progress: bool = False, stop_after: int | None = None,
+                 progress: ProgressFn | None = None, stop_after: int | None = None,
                  on_batch: Callable[[BackfillTick], None] | None = None) -> BackfillResult:
     """Backfill ``store`` to ``target_version``; resume from the last checkpoint if one exists.
 
     ``stop_after``: return (incomplete) after that many batches of this run, as an interruption
-    would. Raises DiskFull (a HarmonyError) when the disk fills; the last checkpoint stays valid.
+    would. ``progress`` gets a tick ``backfill -> <target>`` per batch (fields: rate in items/s,
+    embed_share of the time spent embedding). Raises DiskFull (a HarmonyError) when the disk fills; the last checkpoint stays valid.
     """
     check_version_name(target_version)
     if batch_size < 1:
@@ -116,13 +118,12 @@ def run_backfill(store: GalleryStore, target_version: str, embed_fn: EmbedFn, ba
         resumed = cursor.n_embedded + cursor.n_failed
         if resumed:
             log.info("resuming backfill of %s to %s after %d items", store.path, target_version, resumed)
-        with _progress_bar(progress, target_version) as bar:
-            cursor, stopped = _drain(store, bdir, cursor, embed_fn, batch_size, stop_after, tm, bar, on_batch)
-            if stopped:
-                return _result(store, bdir, cursor, tm, resumed, complete=False)
-            with store.write_lock():  # nobody adds items while we catch up and install the index
-                cursor, _ = _drain(store, bdir, cursor, embed_fn, batch_size, None, tm, bar, on_batch)
-                result = _finish(store, bdir, cursor, tm, resumed)
+        cursor, stopped = _drain(store, bdir, cursor, embed_fn, batch_size, stop_after, tm, progress, on_batch)
+        if stopped:
+            return _result(store, bdir, cursor, tm, resumed, complete=False)
+        with store.write_lock():  # nobody adds items while we catch up and install the index
+            cursor, _ = _drain(store, bdir, cursor, embed_fn, batch_size, None, tm, progress, on_batch)
+            result = _finish(store, bdir, cursor, tm, resumed)
         bdir.discard()
     log.info("backfill of %s to %s complete: %d embedded, %d failed", store.path, target_version,
              result.n_embedded, result.n_failed)
@@ -130,7 +131,8 @@ def run_backfill(store: GalleryStore, target_version: str, embed_fn: EmbedFn, ba
 
 
 def _drain(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, embed_fn: EmbedFn, batch_size: int,
-           stop_after: int | None, tm: _Timers, bar, on_batch) -> tuple[Cursor, bool]:
+           stop_after: int | None, tm: _Timers, progress: ProgressFn | None,
+           on_batch: Callable[[BackfillTick], None] | None) -> tuple[Cursor, bool]:
     """Embed and commit batches until nothing is pending (False) or stop_after batches (True)."""
     table = store.items()
     todo = pending_rows(table, bdir.target, cursor.last_seq)
@@ -140,7 +142,7 @@ def _drain(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, embed_fn: Emb
             table = store.items()
             todo, pos = pending_rows(table, bdir.target, cursor.last_seq), 0
         done_before = cursor.n_embedded + cursor.n_failed
-        _bar_update(bar, done_before, done_before + len(todo) - pos, tm)
+        _report(progress, bdir.target, done_before, done_before + len(todo) - pos, tm)
         if pos >= len(todo):
             return cursor, False
         if stop_after is not None and run_batches >= stop_after:
@@ -177,7 +179,7 @@ def _finish(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, tm: _Timers,
     latest = latest_records(bdir.load(cursor), table, bdir.target)
     if latest.ok_ids.size or not store.has_index(bdir.target):
         t = time.perf_counter()
-        index = store._index_copy(bdir.target)
+        index = store.index_copy(bdir.target)
         if index is None:
             index = fx.make_index(store.dim, store.codec, nlist=store.nlist, n=latest.ok_ids.size)
         if latest.ok_ids.size:
@@ -211,31 +213,10 @@ def _result(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, tm: _Timers,
 
 # -- progress ---------------------------------------------------------------------------------
 
-@contextmanager
-def _progress_bar(enabled: bool, target: str) -> Iterator[object]:
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    prog = Progress(TextColumn(f"backfill -> [bold]{target}[/]"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[rate]:>8.0f} items/s"), TextColumn("ETA"), TimeRemainingColumn(),
-                    TimeElapsedColumn(), TextColumn("embed {task.fields[share]:.0%}"),
-                    console=Console(stderr=True))
-    with prog:
-        task = prog.add_task("backfill", total=None, rate=0.0, share=0.0)
-        yield (prog, task)
-
-
-def _bar_update(bar, done: int, total: int, tm: _Timers) -> None:
-    if bar is None:
-        return
-    prog, task = bar
+def _report(progress: ProgressFn | None, target: str, done: int, total: int, tm: _Timers) -> None:
     elapsed = time.perf_counter() - tm.t0
-    prog.update(task, completed=done, total=total, rate=tm.embedded / elapsed if elapsed > 0 else 0.0,
-                share=tm.embed / elapsed if elapsed > 0 else 0.0)
+    tick(progress, f"backfill -> {target}", done, total, rate=tm.embedded / elapsed if elapsed > 0 else 0.0,
+         embed_share=tm.embed / elapsed if elapsed > 0 else 0.0)
 
 
 # -- status -----------------------------------------------------------------------------------
@@ -243,7 +224,7 @@ def _bar_update(bar, done: int, total: int, tm: _Timers) -> None:
 @dataclass(frozen=True)
 class BackfillStatus:
     target: str
-    state: str  # planned | backfilling | ready | swapped | rolled_back
+    state: str  # as the folder tells it: planned | backfilling | ready | swapped | rolled_back (states.py)
     n_items: int
     done: int  # items processed by the backfill in progress
     pending: int  # items still without a target vector (failed ones included once finished)
@@ -257,13 +238,13 @@ def backfill_status(store: GalleryStore, target_version: str) -> BackfillStatus:
     table = store.items()
     cursor = BackfillDir(store.path, target_version).read_cursor()
     if store.active_version == target_version:
-        state = "swapped"
+        state = SWAPPED
     elif cursor is not None:
-        state = "backfilling"
+        state = BACKFILLING
     elif store.has_index(target_version):
-        state = "rolled_back" if store.previous_version == target_version else "ready"
+        state = ROLLED_BACK if store.previous_version == target_version else READY
     else:
-        state = "planned"
+        state = PLANNED
     last_seq = cursor.last_seq if cursor else -1
     pending = int(pending_rows(table, target_version, last_seq).size)
     if cursor is None:

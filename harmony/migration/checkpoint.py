@@ -30,6 +30,18 @@ from harmony.gallery.table import ItemTable
 from harmony.io import atomic_write_json, atomic_writer, file_lock, is_temp_name, read_json
 
 CURSOR = "CURSOR"
+MIGRATIONS = "migrations"  # under the gallery folder: one sub-folder per backfill target
+
+
+def checkpoint_targets(gallery_path: Path | str) -> list[str]:
+    """Target versions with a checkpoint folder (finished or not), sorted."""
+    root = Path(gallery_path) / MIGRATIONS
+    return sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+
+
+def backfills_in_progress(gallery_path: Path | str) -> tuple[str, ...]:
+    """Target versions whose backfill has a committed cursor, i.e. is started and not finished."""
+    return tuple(t for t in checkpoint_targets(gallery_path) if (Path(gallery_path) / MIGRATIONS / t / CURSOR).exists())
 
 
 @dataclass(frozen=True)
@@ -66,7 +78,7 @@ class Latest:
 
 class BackfillDir:
     def __init__(self, gallery_path: Path, target: str):
-        self.path = Path(gallery_path) / "migrations" / target
+        self.path = Path(gallery_path) / MIGRATIONS / target
         self.target = target
 
     def read_cursor(self) -> Cursor | None:

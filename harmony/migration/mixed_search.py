@@ -4,7 +4,7 @@ Every item is scored once, against its newest vector: the target-version vector 
 has committed one (or the gallery already holds one), the old active-version vector otherwise.
 Scoring new queries against old vectors is only meaningful when the registry has a passing
 compatibility verdict for target -> active at the gallery's operating FAR; the caller passes that
-verdict as ``compatible``. Without it, a search that would touch old vectors raises Incompatible.
+verdict (gate.py). Without it, a search that would touch old vectors raises the gate's refusal.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harmony.errors import Incompatible
 from harmony.gallery import index as fx
 from harmony.gallery.store import GalleryStore, Hit
 from harmony.migration.checkpoint import BackfillDir, latest_records
+from harmony.migration.gate import VerdictView
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,12 @@ def load_partial(store: GalleryStore, target_version: str) -> PartialIndex:
 
 
 def mixed_search(store: GalleryStore, queries: np.ndarray, k: int, target_version: str, *,
-                 compatible: bool, partial: PartialIndex | None = None,
+                 verdict: VerdictView, partial: PartialIndex | None = None,
                  nprobe: int | None = None) -> list[list[Hit]]:
     """k nearest items per query (embedded by ``target_version``), each item once, nearest first.
 
-    Hits carry the version of the vector they were scored against. ``partial`` may be passed to
+    ``verdict``: the gate's view of ``target_version`` against the active version (old vectors are
+    scored only when it passes). Hits carry the version of the vector they were scored against. ``partial`` may be passed to
     reuse one :func:`load_partial` over several calls.
     """
     q = fx.as_vectors(queries, store.dim, "queries")
@@ -61,11 +62,8 @@ def mixed_search(store: GalleryStore, queries: np.ndarray, k: int, target_versio
     in_target = table.ids[table.versions == target_version]
     has_new = np.union1d(partial.ids, in_target)
     n_old_only = len(table) - int(has_new.size)
-    if n_old_only > 0 and not compatible:
-        raise Incompatible(
-            f"{target_version} queries cannot be scored against the {n_old_only} {old} vectors of gallery "
-            f"{store.path.name}: {target_version} is not compatible with {old}",
-            hint=f"finish the backfill to {target_version} and swap before searching with {target_version}")
+    if n_old_only > 0 and not verdict.compatible:
+        raise verdict.refusal(store.path.name, n_old_only)
     cols_D, cols_I, cols_v = [], [], []
 
     def take(D: np.ndarray, I: np.ndarray, version: str) -> None:

@@ -1,4 +1,4 @@
-"""Finish a migration: swap the active index, roll back while the old one exists, collect it.
+"""Finish a migration in the store: swap the active index, roll back while the old one exists.
 
 Each step is one atomic replacement of the gallery's ``gallery.json`` pointer (store.set_active),
 so a search sees either the old index or the new one, never a mix.
@@ -44,7 +44,7 @@ def swap(store: GalleryStore, target_version: str, *, allow_missing: bool = Fals
 
 
 def rollback(store: GalleryStore) -> SwapResult:
-    """Point the gallery back at the previous index (possible until :func:`gc` deleted it)."""
+    """Point the gallery back at the previous index (possible until gc deleted it: lifecycle.gc_gallery)."""
     with store.write_lock():
         prev, cur = store.previous_version, store.active_version
         if prev is None or not store.has_index(prev):
@@ -52,19 +52,6 @@ def rollback(store: GalleryStore) -> SwapResult:
                            hint="the old index was garbage-collected; migrate back instead")
         store.set_active(prev, previous=cur)
         return SwapResult(store.path.name, prev, cur, _missing(store, prev))
-
-
-def gc(store: GalleryStore, version: str | None = None) -> list[str]:
-    """Delete the index of ``version`` (default: the previous one); never the active one (InUse).
-
-    After this, rollback to that version is impossible. Returns the versions deleted.
-    """
-    with store.write_lock():
-        version = version or store.previous_version
-        if version is None:
-            return []
-        store.drop_index(version)
-        return [version]
 
 
 def _missing(store: GalleryStore, version: str) -> int:

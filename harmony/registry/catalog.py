@@ -92,18 +92,3 @@ def compatibility(con: duckdb.DuckDBPyConnection, new: str, old: str) -> list[Co
         "QUALIFY row_number() OVER (PARTITION BY dataset, far ORDER BY id DESC) = 1 ORDER BY far, dataset",
         [_resolve(con, new), _resolve(con, old)]).fetchall()
     return [compat_from_row(r) for r in rows]
-
-
-def verdict(con: duckdb.DuckDBPyConnection, new: str, old: str, far: float) -> bool | None:
-    """The newest verdict for ``new`` against ``old`` at ``far`` (any dataset); None if never measured.
-
-    A version is trivially compatible with itself."""
-    far = _check_far(far)
-    new_name, old_name = _resolve(con, new), _resolve(con, old)
-    if new_name == old_name:
-        return True
-    row = con.execute(
-        "SELECT compatible FROM compatibility WHERE new_version = ? AND old_version = ? "
-        "AND abs(far - ?) <= ? * ? ORDER BY id DESC LIMIT 1",
-        [new_name, old_name, far, FAR_RTOL, far]).fetchone()
-    return None if row is None else bool(row[0])

@@ -1,8 +1,9 @@
 """Gallery and migration rows: the registry side of DESIGN section 6.
 
-The registry records which version serves a gallery and where a migration stands; the migrator
-owns the indexes themselves. State changes follow ``records.TRANSITIONS`` and are validated
-here, so a crashed or confused caller cannot move a migration backwards.
+The registry records which version serves a gallery and where a migration stands; it only
+persists the rows. Which state may follow which is ``harmony.migration.states``' business: it
+passes the states a row may move from (``from_states``, ``busy``) and the UPDATE or INSERT checks
+them in the same transaction, so two racing processes cannot both move one migration.
 """
 
 from __future__ import annotations
@@ -10,19 +11,36 @@ from __future__ import annotations
 import operator
 from numbers import Real
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import duckdb
 
 from harmony.errors import AlreadyExists, InUse, InvalidInput, NotFound
 from harmony.registry.lookup import resolve_in
 from harmony.registry.records import (
-    ACTIVE_STATES, GALLERY_COLUMNS, MIGRATION_COLUMNS, TERMINAL_STATES, TRANSITIONS, Gallery, Migration,
-    check_name, gallery_from_row, migration_from_row, to_json,
+    GALLERY_COLUMNS, MIGRATION_COLUMNS, Gallery, Migration, check_name, gallery_from_row, migration_from_row, to_json,
 )
 from harmony.registry.schema import utcnow
 
 GALLERY_FIELDS = ("version", "path", "codec", "far", "meta")
+
+
+class StateConflict(InvalidInput):
+    """A migration row was not in one of the states the caller may move it from; ``state`` is
+    the one it is in (nothing was written)."""
+
+    code = "state_conflict"
+
+    def __init__(self, mid: int, state: str, from_states: Sequence[str]):
+        super().__init__(f"migration #{mid} is {state}, not one of {', '.join(from_states) or 'nothing'}",
+                         hint="re-read the migration and decide again")
+        self.mid, self.state = mid, state
+
+
+def _in(states: Sequence[str]) -> tuple[str, list[str]]:
+    """A SQL ``IN (?, ...)`` list and its parameters (never empty: an empty list matches nothing)."""
+    states = list(states)
+    return ("(" + ", ".join("?" * len(states)) + ")", states) if states else ("(NULL)", [])
 
 
 def _far(far: Any) -> float:
@@ -73,10 +91,10 @@ def update_gallery(con: duckdb.DuckDBPyConnection, name: str, fields: Mapping[st
     return get_gallery(con, name)
 
 
-def remove_gallery(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Delete a gallery's row and its migration history; refused while a migration is in flight."""
+def remove_gallery(con: duckdb.DuckDBPyConnection, name: str, busy: Sequence[str]) -> None:
+    """Delete a gallery's row and its migration history; refused while one is in a ``busy`` state."""
     get_gallery(con, name)
-    active = active_migration(con, name)
+    active = newest_in(con, name, busy)
     if active is not None:
         raise InUse(f"gallery '{name}' has migration #{active.id} in state {active.state}",
                     hint="finish or roll back the migration first")
@@ -91,51 +109,55 @@ def get_migration(con: duckdb.DuckDBPyConnection, mid: int) -> Migration:
     return migration_from_row(row)
 
 
-def migrations(con: duckdb.DuckDBPyConnection, gallery: str | None) -> list[Migration]:
-    where, params = ("WHERE gallery = ?", [gallery]) if gallery is not None else ("", [])
-    rows = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations {where} ORDER BY id", params).fetchall()
+def migrations(con: duckdb.DuckDBPyConnection, gallery: str | None,
+               states: Sequence[str] | None = None) -> list[Migration]:
+    """Migration rows, oldest first: of one gallery (or all), in one of ``states`` (or any)."""
+    where, params = (["gallery = ?"], [gallery]) if gallery is not None else ([], [])
+    if states is not None:
+        sql, values = _in(states)
+        where.append(f"state IN {sql}")
+        params += values
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations {clause} ORDER BY id", params).fetchall()
     return [migration_from_row(r) for r in rows]
 
 
-def active_migration(con: duckdb.DuckDBPyConnection, gallery: str) -> Migration | None:
-    """The newest migration of ``gallery`` still in flight (planned, backfilling or ready)."""
-    states = ", ".join(f"'{s}'" for s in ACTIVE_STATES)
-    row = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations WHERE gallery = ? AND state IN ({states}) "
-                      "ORDER BY id DESC LIMIT 1", [gallery]).fetchone()
+def newest_in(con: duckdb.DuckDBPyConnection, gallery: str, states: Sequence[str]) -> Migration | None:
+    """The newest migration of ``gallery`` in one of ``states`` (None if none)."""
+    sql, values = _in(states)
+    row = con.execute(f"SELECT {MIGRATION_COLUMNS} FROM migrations WHERE gallery = ? AND state IN {sql} "
+                      "ORDER BY id DESC LIMIT 1", [gallery, *values]).fetchone()
     return None if row is None else migration_from_row(row)
 
 
 def add_migration(con: duckdb.DuckDBPyConnection, gallery: str, source: str, target: str,
-                  plan: Mapping[str, Any]) -> Migration:
+                  plan: Mapping[str, Any], state: str, busy: Sequence[str]) -> Migration:
+    """Insert a migration row in ``state``; InUse while another of the gallery is in a ``busy`` state."""
     get_gallery(con, gallery)
     src, dst = resolve_in(con, source), resolve_in(con, target)
     if src == dst:
         raise InvalidInput(f"migration source and target are both '{src}'", hint="pass a different --to version")
-    active = active_migration(con, gallery)
+    active = newest_in(con, gallery, busy)
     if active is not None:
         raise InUse(f"gallery '{gallery}' already has migration #{active.id} in state {active.state}",
                     hint="resume, finish or roll back that migration first")
     now = utcnow()
     row = con.execute(
         "INSERT INTO migrations (gallery, source, target, state, plan, created, updated) "
-        "VALUES (?, ?, ?, 'planned', ?, ?, ?) RETURNING id",
-        [gallery, src, dst, to_json(plan) or "{}", now, now]).fetchone()
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        [gallery, src, dst, state, to_json(plan) or "{}", now, now]).fetchone()
     return get_migration(con, int(row[0]))
 
 
 def update_migration(con: duckdb.DuckDBPyConnection, mid: int, state: str | None, cursor: int | None,
-                     counts: Mapping[str, Any] | None, report: Mapping[str, Any] | None) -> Migration:
-    """Move a migration along its state machine and/or store its cursor, counts, report (replaced)."""
-    current = get_migration(con, mid)
-    if state is not None and state not in TRANSITIONS:
-        raise InvalidInput(f"unknown migration state {state!r}", hint=f"use one of {', '.join(TRANSITIONS)}")
-    if state is not None and state not in TRANSITIONS[current.state]:
-        allowed = ", ".join(TRANSITIONS[current.state]) or "nothing (it is finished)"
-        raise InvalidInput(f"migration #{mid} cannot go from {current.state} to {state}",
-                           hint=f"from {current.state} it can go to {allowed}")
-    if state is None and current.state in TERMINAL_STATES and (cursor is not None or counts is not None):
-        raise InvalidInput(f"migration #{mid} is {current.state}; its cursor and counts are final",
-                           hint="plan a new migration")
+                     counts: Mapping[str, Any] | None, report: Mapping[str, Any] | None,
+                     from_states: Sequence[str] | None = None) -> Migration:
+    """Store a migration's state, cursor, counts, report (each replaced when given).
+
+    ``from_states``: write only if the row is in one of them (compare-and-set in the UPDATE),
+    else raise StateConflict naming the state it is in.
+    """
+    get_migration(con, mid)
     sets: dict[str, Any] = {}
     if state is not None:
         sets["state"] = state
@@ -154,5 +176,13 @@ def update_migration(con: duckdb.DuckDBPyConnection, mid: int, state: str | None
         sets["report"] = to_json(report)
     sets["updated"] = utcnow()
     assignments = ", ".join(f"{k} = ?" for k in sets)
-    con.execute(f"UPDATE migrations SET {assignments} WHERE id = ?", [*sets.values(), int(mid)])
+    where, params = "id = ?", [int(mid)]
+    if from_states is not None:
+        sql, values = _in(from_states)
+        where += f" AND state IN {sql}"
+        params += values
+    hit = con.execute(f"UPDATE migrations SET {assignments} WHERE {where} RETURNING id",
+                      [*sets.values(), *params]).fetchone()
+    if hit is None:
+        raise StateConflict(int(mid), get_migration(con, mid).state, from_states or ())
     return get_migration(con, mid)

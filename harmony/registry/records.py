@@ -20,17 +20,6 @@ NAME_MAX = 64  # names become folder and file names: well under NAME_MAX of any 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,%d}" % (NAME_MAX - 1))
 KINDS = ("base", "harmonic", "external")
 
-# Migration state machine (DESIGN section 6): planned -> backfilling -> ready -> swapped -> rolled_back.
-TERMINAL_STATES = ("rolled_back", "failed")
-ACTIVE_STATES = ("planned", "backfilling", "ready")
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "planned": ("backfilling", "ready", "failed"),
-    "backfilling": ("backfilling", "ready", "failed"),
-    "ready": ("swapped", "rolled_back", "failed"),
-    "swapped": ("rolled_back", "failed"),
-    "rolled_back": (),
-    "failed": (),
-}
 COMPAT_CELLS = ("old_old", "new_new", "new_old", "old_new")
 
 

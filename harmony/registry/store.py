@@ -296,10 +296,6 @@ class Registry:
         with self._read() as con:
             return catalog.compatibility(con, new, old)
 
-    def verdict(self, new: str, old: str, far: float) -> bool | None:
-        with self._read() as con:
-            return catalog.verdict(con, new, old, far)
-
     # -- galleries and migrations (galleries.py) ---------------------------------------------------
 
     def add_gallery(self, name: str, *, version: str, path: Path | str, far: float = 1e-3, codec: str = "flat",
@@ -319,31 +315,33 @@ class Registry:
         with self._write() as con:
             return galleries.update_gallery(con, name, fields)
 
-    def remove_gallery(self, name: str) -> None:
+    def remove_gallery(self, name: str, *, busy: Sequence[str] = ()) -> None:
+        """Delete a gallery's row and migrations; InUse while one is in a ``busy`` state."""
         with self._write() as con:
-            galleries.remove_gallery(con, name)
+            galleries.remove_gallery(con, name, busy)
 
-    def add_migration(self, gallery: str, source: str, target: str, plan: Mapping[str, Any]) -> Migration:
+    def add_migration(self, gallery: str, source: str, target: str, plan: Mapping[str, Any], *, state: str,
+                      busy: Sequence[str]) -> Migration:
+        """Insert a migration row in ``state`` (harmony.migration.states.begin decides which)."""
         with self._write() as con:
-            return galleries.add_migration(con, gallery, source, target, plan)
+            return galleries.add_migration(con, gallery, source, target, plan, state, busy)
 
     def update_migration(self, mid: int, *, state: str | None = None, cursor: int | None = None,
-                         counts: Mapping[str, Any] | None = None,
-                         report: Mapping[str, Any] | None = None) -> Migration:
+                         counts: Mapping[str, Any] | None = None, report: Mapping[str, Any] | None = None,
+                         from_states: Sequence[str] | None = None) -> Migration:
+        """Store fields of a migration row; with ``from_states``, only if it is in one of them
+        (else StateConflict). harmony.migration.states.advance computes them from its table."""
         with self._write() as con:
-            return galleries.update_migration(con, mid, state, cursor, counts, report)
+            return galleries.update_migration(con, mid, state, cursor, counts, report, from_states)
 
     def get_migration(self, mid: int) -> Migration:
         with self._read() as con:
             return galleries.get_migration(con, mid)
 
-    def migrations(self, gallery: str | None = None) -> list[Migration]:
+    def migrations(self, gallery: str | None = None, *, states: Sequence[str] | None = None) -> list[Migration]:
+        """Migration rows, oldest first, of one gallery (or all), in one of ``states`` (or any)."""
         with self._read() as con:
-            return galleries.migrations(con, gallery)
-
-    def active_migration(self, gallery: str) -> Migration | None:
-        with self._read() as con:
-            return galleries.active_migration(con, gallery)
+            return galleries.migrations(con, gallery, states)
 
     # -- maintenance (maintenance.py) ----------------------------------------------------------------
 

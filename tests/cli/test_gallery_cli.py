@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from harmony.cli.gallery import app
-from tests.operations.helpers import brute_force, direct_vectors, env, record_verdict, shared_versions  # noqa: F401
+from tests.gallery.helpers import brute_force, direct_vectors, env, record_verdict, shared_versions  # noqa: F401
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from harmony.cli.gallery import app as gallery_app
 from harmony.cli.migrate import app
-from harmony.operations.galleries import build_gallery
-from tests.operations.helpers import env, record_verdict, shared_versions  # noqa: F401
+from harmony.gallery.catalog import build_gallery
+from tests.gallery.helpers import env, record_verdict, shared_versions  # noqa: F401
 
 runner = CliRunner()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from harmony.cli.main import app
+from harmony.migration.gate import verdict_view
 from tests.conftest import write_recipe
 
 runner = CliRunner()
@@ -79,7 +80,7 @@ def test_train_harmonic_registers_compat_and_chains(tmp_path, micro_recipe, regi
                "--quiet", "--registry", registry_root)
     assert r.exit_code == 0, r.output
     assert reg.get_version("v3").parent == "v2"
-    assert reg.verdict("v3", "v1", 0.01) is None
+    assert verdict_view(reg, "v3", "v1", 0.01).verdict is None
     assert [v.name for v in reg.lineage("v3")] == ["v3", "v2", "v1"]
 
 

@@ -15,6 +15,7 @@ from harmony.errors import Incompatible, InvalidInput, NotFound
 from harmony.evaluation import evaluate, folder_set, lfw_pairs_set, synthetic_set
 from harmony.metrics import knn_accuracy, lfw_protocol, val_at_far
 from harmony.models.encode import encode_array
+from harmony.migration.gate import verdict_view
 from tests.evaluation.conftest import write_faces
 
 FARS = (0.1, 0.01)
@@ -65,7 +66,7 @@ def test_labelled_set_figures_and_records(reg, add_tiny):
     for c in rows:
         r = res.compat.row(c.far)
         assert c.table["old_old"] == r.old_old.val and c.table["new_old"] == r.new_old.val
-        assert c.compatible == (r.new_old.val >= r.old_old.val) == reg.verdict("v2", "v1", c.far)
+        assert c.compatible == (r.new_old.val >= r.old_old.val) == verdict_view(reg, "v2", "v1", c.far).verdict
 
 
 def test_a_copy_of_a_version_is_compatible_with_it(reg, add_tiny):
@@ -75,7 +76,7 @@ def test_a_copy_of_a_version_is_compatible_with_it(reg, add_tiny):
     assert all(res.compatible.values())
     for row in res.compat.rows:
         assert row.new_old.val == pytest.approx(row.old_old.val, abs=1e-9)
-    assert reg.verdict("v1-copy", "v1", 0.01) is True
+    assert verdict_view(reg, "v1-copy", "v1", 0.01).verdict is True
 
 
 def test_labelled_images_without_against_and_a_plot(tmp_path, reg, add_tiny):

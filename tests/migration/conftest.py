@@ -1,4 +1,5 @@
-"""Galleries of real files embedded by the deterministic fake embedder (HashEmbedder)."""
+"""Galleries of real files embedded by the deterministic fake embedder (HashEmbedder), and the
+registry-backed ``env`` of tiny versions (tests.gallery.helpers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from harmony.gallery.store import GalleryStore
 from harmony.gallery.synthetic import HashEmbedder
+from tests.gallery.helpers import env, shared_versions  # noqa: F401  (fixtures)
+from tests.registry.conftest import add, make_ckpt, reg  # noqa: F401  (fixtures for test_states.py)
 
 DIM = 32
 

@@ -177,6 +177,9 @@ def test_ticks_progress_bar_and_status(make_gallery):
     assert [(t.done, t.total, t.batches) for t in ticks] == [(25, 120, 1), (50, 120, 2)]
     s = backfill_status(g.store, "v2")
     assert (s.state, s.done, s.pending, s.batches) == ("backfilling", 50, 70, 2)
-    r = run_backfill(g.store, "v2", V2, batch_size=25, progress=True, on_batch=ticks.append)
+    bars = []  # what the CLI's rich_progress() would draw
+    r = run_backfill(g.store, "v2", V2, batch_size=25, progress=bars.append, on_batch=ticks.append)
     assert r.complete and ticks[-1].done == 120
+    assert {b.task for b in bars} == {"backfill -> v2"} and bars[-1].finished and bars[-1].done == 120
+    assert set(bars[-1].fields) == {"rate", "embed_share"}
     assert backfill_status(g.store, "v2").state == "ready"

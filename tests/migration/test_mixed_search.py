@@ -8,11 +8,14 @@ import pytest
 from harmony.errors import Incompatible
 from harmony.gallery.synthetic import HashEmbedder, normalise
 from harmony.migration.backfill import run_backfill
+from harmony.migration.gate import Measured, VerdictView
 from harmony.migration.mixed_search import load_partial, mixed_search
 from harmony.migration.swap import swap
 
 DIM = 32
 V2 = HashEmbedder("v2", DIM, drift_from="v1")  # a "compatible" upgrade: v2 stays near v1
+PASS = VerdictView("v2", "v1", 1e-3, True, (Measured(1, 1e-3, "synthetic", True, 0.9, 0.92),))
+FAIL = VerdictView("v2", "v1", 1e-3, False, (Measured(1, 1e-3, "synthetic", False, 0.9, 0.5),))
 
 
 def newest_vectors(g, v2_items: set[str]):
@@ -59,11 +62,11 @@ def test_mid_backfill_merge_equals_brute_force_over_newest_vectors(make_gallery,
     assert set(partial.ids) == set(ids[:100]) - {ids[3], ids[4]}
     v2_items = set(names[:100]) - {names[3], names[4]}
     q = queries(g, np.random.default_rng(0))
-    hits = mixed_search(g.store, q, 15, "v2", compatible=True, nprobe=10_000)
+    hits = mixed_search(g.store, q, 15, "v2", verdict=PASS, nprobe=10_000)
     check(hits, brute_force(*newest_vectors(g, v2_items), q, 15))
     assert {h.version for row in hits for h in row} == {"v1", "v2"}
     with pytest.raises(Incompatible, match="not compatible") as e:
-        mixed_search(g.store, q, 15, "v2", compatible=False)
+        mixed_search(g.store, q, 15, "v2", verdict=FAIL)
     assert "finish the backfill" in e.value.hint
 
 
@@ -74,12 +77,12 @@ def test_finished_backfill_with_unreadable_items(make_gallery):
     run_backfill(g.store, "v2", V2, batch_size=64)
     g.path_of(names[150]).write_bytes(f"face-{names[150]}".encode())  # for the reference only
     q = queries(g, np.random.default_rng(1))
-    hits = mixed_search(g.store, q, 10, "v2", compatible=True)
+    hits = mixed_search(g.store, q, 10, "v2", verdict=PASS)
     # the unreadable item keeps its v1 vector; everyone else is scored from the installed v2 index
     names_ref, vecs, versions = newest_vectors(g, set(names) - {names[150]})
     check(hits, brute_force(names_ref, vecs, versions, q, 10))
-    with pytest.raises(Incompatible, match="1 v1 vectors"):
-        mixed_search(g.store, q, 10, "v2", compatible=False)
+    with pytest.raises(Incompatible, match=r"the 1 v1 vector\(s\) of gallery g"):
+        mixed_search(g.store, q, 10, "v2", verdict=FAIL)
 
 
 def test_no_old_vectors_needed_after_full_backfill_or_swap(make_gallery):
@@ -88,7 +91,7 @@ def test_no_old_vectors_needed_after_full_backfill_or_swap(make_gallery):
     q = queries(g, np.random.default_rng(2))
     names = [str(s) for s in g.store.items().item_ids]
     ref = brute_force(*newest_vectors(g, set(names)), q, 10)
-    check(mixed_search(g.store, q, 10, "v2", compatible=False), ref)  # nothing old left to score
+    check(mixed_search(g.store, q, 10, "v2", verdict=FAIL), ref)  # nothing old left to score
     swap(g.store, "v2")
-    check(mixed_search(g.store, q, 10, "v2", compatible=False), ref)
+    check(mixed_search(g.store, q, 10, "v2", verdict=FAIL), ref)
     check(g.store.search(q, 10), ref)

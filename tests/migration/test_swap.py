@@ -1,4 +1,5 @@
-"""swap / rollback / gc: atomic pointer switches, refusals that say what to do."""
+"""swap / rollback and the store's drop_index (what lifecycle.gc_gallery calls): atomic pointer
+switches, refusals that say what to do."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from harmony.errors import InUse, InvalidInput, NotFound
 from harmony.gallery.store import GalleryStore
 from harmony.gallery.synthetic import HashEmbedder
 from harmony.migration.backfill import backfill_status, run_backfill
-from harmony.migration.swap import gc, rollback, swap
+from harmony.migration.swap import rollback, swap
 
 DIM = 32
 V2 = HashEmbedder("v2", DIM)
@@ -38,13 +39,15 @@ def test_swap_rollback_gc_cycle(make_gallery):
     assert (top.item_id, top.version) == (names[0], "v1") and top.distance < 1e-6
     assert rollback(g.store).active == "v2"  # and forward again
     with pytest.raises(InUse, match="active"):
-        gc(g.store, "v2")
-    assert gc(g.store) == ["v1"]
+        g.store.drop_index("v2")
+    old = g.store.previous_version
+    g.store.drop_index(old)
+    assert old == "v1"
     assert not any(p.name.startswith("index-v1") for p in g.store.path.iterdir())
     assert g.store.versions() == ("v2",) and g.store.previous_version is None
     with pytest.raises(NotFound, match="roll back"):
         rollback(g.store)
-    assert gc(g.store) == []
+    assert g.store.previous_version is None  # nothing left to collect
 
 
 def test_swap_refuses_items_without_a_target_vector(make_gallery):

@@ -12,6 +12,8 @@ import torch
 
 from harmony.errors import AlreadyExists, IntegrityError, InUse, InvalidInput, NotFound
 from harmony.registry import Registry
+from harmony.migration.gate import verdict_view
+from harmony.migration.states import begin
 
 TABLE = {"old_old": 0.90, "new_new": 0.95, "new_old": 0.91, "old_new": 0.91}
 
@@ -132,7 +134,7 @@ def test_remove_protections(reg, add):
     with pytest.raises(InUse, match="gallery 'faces'"):
         reg.remove_version("v2")
     add("v3", parent="v1", kind="harmonic")
-    mig = reg.add_migration("faces", "v2", "v3", {"mixed": False})
+    mig = begin(reg, "faces", "v2", "v3", {"mixed": False})
     reg.update_gallery("faces", version="v3")
     with pytest.raises(InUse, match=f"migration #{mig.id}"):
         reg.remove_version("v2")
@@ -157,17 +159,17 @@ def test_evaluations_and_compatibility(reg, add):
     assert [e["metrics"] for e in reg.evaluations("v2")] == [{"val@1e-3": 0.84}]
     assert reg.evaluations("v2")[0]["against"] == "v1" and len(reg.evaluations()) == 2
 
-    assert reg.verdict("v2", "v1", 1e-3) is None
+    assert verdict_view(reg, "v2", "v1", 1e-3).verdict is None
     reg.record_compatibility("v2", "v1", "synthetic-test", 1e-3, {**TABLE, "thresholds": {"new_old": 0.8}}, True)
     reg.record_compatibility("v2", "v1", "synthetic-test", 1e-2, TABLE, True)
     reg.record_compatibility("v2", "v1", "lfw", 1e-3, {**TABLE, "new_old": 0.85}, False)  # newer, other dataset
-    assert reg.verdict("v2", "v1", 1e-3) is False
-    assert reg.verdict("v2", "v1", 0.01) is True
-    assert reg.verdict("v2", "v1", 1e-4) is None
-    assert reg.verdict("v1", "v2", 1e-3) is None  # direction matters
-    assert reg.verdict("v1", "v1", 1e-3) is True
+    assert verdict_view(reg, "v2", "v1", 1e-3).verdict is False
+    assert verdict_view(reg, "v2", "v1", 0.01).verdict is True
+    assert verdict_view(reg, "v2", "v1", 1e-4).verdict is None
+    assert verdict_view(reg, "v1", "v2", 1e-3).verdict is None  # direction matters
+    assert verdict_view(reg, "v1", "v1", 1e-3).verdict is True
     reg.record_compatibility("v2", "v1", "synthetic-test", 1e-3, {**TABLE, "new_old": 0.92}, True)
-    assert reg.verdict("v2", "v1", 1e-3) is True
+    assert verdict_view(reg, "v2", "v1", 1e-3).verdict is True
     rows = reg.compatibility("v2", "v1")
     assert [(c.dataset, c.far, c.table["new_old"]) for c in rows] == [
         ("lfw", 1e-3, 0.85), ("synthetic-test", 1e-3, 0.92), ("synthetic-test", 1e-2, 0.91)]
@@ -185,7 +187,7 @@ def test_verdict_is_never_transitive(reg, add):
         add(name, parent=parent)
     reg.record_compatibility("v2", "v1", "d", 1e-3, TABLE, True)
     reg.record_compatibility("v3", "v2", "d", 1e-3, TABLE, True)
-    assert reg.verdict("v3", "v1", 1e-3) is None
+    assert verdict_view(reg, "v3", "v1", 1e-3).verdict is None
 
 
 def test_galleries(reg, add):

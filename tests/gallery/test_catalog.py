@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from harmony.errors import AlreadyExists, Incompatible, InvalidInput, NotFound
-from harmony.operations.galleries import (add_to_gallery, build_gallery, gallery_view, open_gallery,
-                                          remove_from_gallery, search_gallery)
-from tests.operations.helpers import assert_same_hits, brute_force, direct_vectors, record_verdict, write_faces
+from harmony.gallery.catalog import add_to_gallery, build_gallery, gallery_view, open_gallery, remove_from_gallery
+from harmony.migration.search import search_gallery
+from tests.gallery.helpers import assert_same_hits, brute_force, direct_vectors, record_verdict, write_faces
 
 
 def test_build_stores_items_vectors_and_registry_row(env):

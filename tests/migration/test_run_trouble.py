@@ -10,11 +10,12 @@ import pytest
 
 from harmony.errors import HarmonyError, InvalidInput
 from harmony.errors import DiskFull
-from harmony.operations.galleries import build_gallery, gallery_view, open_gallery, search_gallery
-from harmony.operations.lifecycle import migration_status, rollback_gallery, swap_gallery
-from harmony.operations.migrate import run_migration
-from harmony.operations.plan import plan_migration
-from tests.operations.helpers import direct_vectors
+from harmony.gallery.catalog import build_gallery, gallery_view, open_gallery
+from harmony.migration.search import search_gallery
+from harmony.migration.lifecycle import migration_status, rollback_gallery, swap_gallery
+from harmony.migration.run import run_migration
+from harmony.migration.plan import plan_migration
+from tests.gallery.helpers import direct_vectors
 
 
 def test_vanished_sources_are_listed_and_the_migration_continues(env):

@@ -7,7 +7,8 @@ one source-version vector per identity and the other items as target-version pro
 vectors are the ones the indexes hold (flat exact, sq8 decoded and renormalised); IVF codecs
 cannot return stored vectors, so their items are re-embedded from their sources. Pairwise VAL
 is quadratic, so large galleries are measured on a seeded sample (``max_items``), said in the report.
-The result is a plain dict (stored in the registry's migration row) and rendered from it.
+The result is a plain dict (stored in the registry's migration row); harmony.cli.render_migration
+draws it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from harmony.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from harmony.gallery.store import GalleryStore
+    from harmony.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +42,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def gallery_pairs(store: Any, source: str, target: str, embed: EmbedBy | None, max_items: int = MAX_ITEMS,
+def gallery_pairs(store: GalleryStore, source: str, target: str, embed: EmbedBy | None, max_items: int = MAX_ITEMS,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """``(old (n, d), new (n, d), labels (n,), about)`` for items holding a target vector."""
     table = store.items()
@@ -65,7 +70,7 @@ def gallery_pairs(store: Any, source: str, target: str, embed: EmbedBy | None, m
     return _unit(old), _unit(new), np.asarray(table.labels[rows]).astype(str), about
 
 
-def folder_pairs(reg: Any, source: str, target: str, data: Path | str
+def folder_pairs(reg: Registry, source: str, target: str, data: Path | str
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Both versions' embeddings of an image folder (through the evaluation embedding cache)."""
     from harmony.data.folder import scan_folder
@@ -109,7 +114,7 @@ def build_report(old: np.ndarray, new: np.ndarray, labels: np.ndarray, source: s
     return out
 
 
-def migration_report(store: Any, source: str, target: str, far: float, *, reg: Any = None,
+def migration_report(store: GalleryStore, source: str, target: str, far: float, *, reg: Registry | None = None,
                      eval_data: Path | str | None = None, embed: EmbedBy | None = None,
                      max_items: int = MAX_ITEMS, seed: int = 0) -> dict[str, Any]:
     """The report of a migration of ``store`` from ``source`` to ``target`` (see the module doc)."""
@@ -121,51 +126,3 @@ def migration_report(store: Any, source: str, target: str, far: float, *, reg: A
         return {"source": source, "target": target, **about, "n_items": int(len(labels)),
                 "verification_error": f"{len(labels)} item(s) with vectors of both versions: nothing to compare"}
     return build_report(old, new, labels, source, target, report_fars(far), about)
-
-
-# -- rendering --------------------------------------------------------------------------------
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}%"
-
-
-def report_renderables(report: dict[str, Any]) -> list[Any]:
-    """Rich tables (and one-line notes) for a report dict, as stored in the registry."""
-    from rich.table import Table
-
-    if not report:
-        return ["no report yet: it is computed when the backfill completes"]
-    s, t = report["source"], report["target"]
-    where = report.get("data", "?")
-    n = f"{report.get('n_items', 0)} items, {report.get('n_identities', 0)} identities"
-    if report.get("sampled"):
-        n += f", a seeded sample of {report['candidates']}"
-    out: list[Any] = []
-    if "verification" in report:
-        tab = Table(title=f"verification on {where} ({n}; vectors {report.get('vectors', '?')})")
-        tab.add_column("FAR", justify="right")
-        tab.add_column(f"before VAL({s},{s})", justify="right")
-        tab.add_column(f"mixed VAL({t}->{s})", justify="right")
-        tab.add_column(f"after VAL({t},{t})", justify="right")
-        tab.add_column(f"{t}->{s} >= {s},{s}", justify="center")
-        for r in report["verification"]:
-            tab.add_row(f"{r['far']:g}" + (" *" if r["zero_false_accepts"] else ""), _pct(r["before"]),
-                        _pct(r["cross"]), _pct(r["after"]), "[green]yes[/]" if r["compatible_here"] else "[red]no[/]")
-        if any(r["zero_false_accepts"] for r in report["verification"]):
-            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
-        out.append(tab)
-    else:
-        out.append(f"verification: not measured ({report.get('verification_error', 'no data')})")
-    ident = report.get("identification")
-    if ident:
-        tab = Table(title=f"identification: gallery = 1 {s} vector per identity ({ident['n_gallery']}), "
-                          f"{ident['n_probes']} probes")
-        tab.add_column("probe -> gallery")
-        for k in ident["ks"]:
-            tab.add_column(f"top-{k}", justify="right")
-        for r in ident["rows"]:
-            tab.add_row(f"{r['probe']} -> {r['gallery']}", *(_pct(r["accuracy"][str(k)]) for k in ident["ks"]))
-        out.append(tab)
-    elif "identification_error" in report:
-        out.append(f"identification: not measured ({report['identification_error']})")
-    return out

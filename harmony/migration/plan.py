@@ -9,12 +9,17 @@ says where it would pass instead. Planning reads only; ``--dry-run`` stops here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harmony.errors import InUse, InvalidInput
+from harmony.gallery.catalog import open_gallery
+from harmony.migration.backfill import backfill_status
+from harmony.migration.gate import VerdictView, verdict_view
+from harmony.migration.states import active_migration
 from harmony.operations.embedding import check_dim
-from harmony.operations.galleries import open_gallery
-from harmony.operations.verdicts import VerdictView, verdict_view
+
+if TYPE_CHECKING:
+    from harmony.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -67,19 +72,17 @@ class MigrationPlan:
                 "batch_size": batch_size, "steps": self.steps(batch_size, swap)}
 
 
-def plan_migration(reg: Any, gallery: str, target: str) -> MigrationPlan:
+def plan_migration(reg: Registry, gallery: str, target: str) -> MigrationPlan:
     """Plan (or plan the resumption of) a migration of ``gallery`` to ``target``; changes nothing.
 
     NotFound for an unknown gallery or version, Incompatible for a version of another dimension,
     InUse while a migration to another version is in flight, InvalidInput when the gallery
     already serves ``target``.
     """
-    from harmony.migration.backfill import backfill_status
-
     record, store = open_gallery(reg, gallery, use_gpu=False)
     t = reg.resolve(target)
     active = store.active_version
-    mig = reg.active_migration(gallery)
+    mig = active_migration(reg, gallery)
     if mig is not None and mig.target != t:
         raise InUse(f"gallery {gallery} already has migration #{mig.id} to {mig.target} in state {mig.state}",
                     hint=f"finish it (`harmony migrate gallery --gallery {gallery} --to {mig.target}`) or cancel it "

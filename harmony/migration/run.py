@@ -4,7 +4,8 @@ The gallery folder is the truth about progress: the backfill commits each batch 
 there, so kill -9 at any moment loses nothing and re-running the same command resumes. The
 registry's migration row mirrors the cursor and counts (every ``mirror_every_s`` seconds and at
 the end); a mirror write that finds the registry busy is skipped, never fatal, because the next
-one (or the resume) rewrites it. States: planned -> backfilling -> ready [-> swapped].
+one (or the resume) rewrites it. States (states.py): planned -> backfilling -> ready [-> swapped].
+Progress: ``progress`` gets the backfill's ticks (``backfill -> <target>``); the CLI draws them.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harmony.errors import Busy
+from harmony.gallery.catalog import open_gallery
+from harmony.migration.backfill import BackfillResult, BackfillTick, run_backfill
+from harmony.migration.lifecycle import SwapOutcome, swap_gallery
+from harmony.migration.plan import MigrationPlan
+from harmony.migration.report import MAX_ITEMS, migration_report
+from harmony.migration.states import BACKFILLING, PLANNED, READY, SWAPPED, advance, begin, is_complete, reconcile
 from harmony.operations.embedding import FileEmbedder, embed_files
-from harmony.operations.galleries import open_gallery
-from harmony.operations.lifecycle import SwapOutcome, reconcile, swap_gallery
-from harmony.operations.plan import MigrationPlan
-from harmony.operations.report import MAX_ITEMS, migration_report
+from harmony.progress import ProgressFn
+
+if TYPE_CHECKING:
+    from harmony.registry import Registry
+    from harmony.registry.records import Migration
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +40,26 @@ FAILED_LISTED = 1000  # failed items kept in the registry row (all are counted)
 @dataclass(frozen=True)
 class MigrationOutcome:
     plan: MigrationPlan
-    migration: Any  # the registry row afterwards
-    backfill: Any | None  # migration.backfill.BackfillResult (None when nothing was left to run)
+    migration: Migration  # the registry row afterwards
+    backfill: BackfillResult | None  # None when nothing was left to run
     report: dict[str, Any] | None
     swap: SwapOutcome | None
     fixed: tuple[str, ...]  # registry repairs made first (an interrupted swap or rollback)
 
     @property
     def complete(self) -> bool:
-        return self.migration.state in ("ready", "swapped")
+        return is_complete(self.migration)
 
 
 class _Mirror:
     """``on_batch`` for run_backfill: copy the cursor and counts into the registry, throttled."""
 
-    def __init__(self, reg: Any, mid: int, every_s: float):
+    def __init__(self, reg: Registry, mid: int, every_s: float):
         self.reg, self.mid, self.every_s = reg, mid, every_s
         self.last_push = time.monotonic()
-        self.tick: Any = None
+        self.tick: BackfillTick | None = None
 
-    def __call__(self, tick: Any) -> None:
+    def __call__(self, tick: BackfillTick) -> None:
         self.tick = tick
         if time.monotonic() - self.last_push >= self.every_s:
             self.push()
@@ -61,14 +69,14 @@ class _Mirror:
         if t is None:
             return
         try:
-            self.reg.update_migration(self.mid, cursor=t.done, counts={
+            advance(self.reg, self.mid, cursor=t.done, counts={
                 "done": t.done, "total": t.total, "embedded": t.embedded, "failed": t.failed, "batches": t.batches})
         except Busy as e:  # the store holds the truth; the next push or the resume catches up
             log.warning("registry busy, progress not mirrored this time: %s", e.message)
         self.last_push = time.monotonic()
 
 
-def backfill_counts(result: Any, embedder: FileEmbedder) -> dict[str, Any]:
+def backfill_counts(result: BackfillResult, embedder: FileEmbedder) -> dict[str, Any]:
     """What the registry row keeps about a backfill run (failed items listed up to FAILED_LISTED)."""
     return {"items": result.n_items, "target_vectors": result.n_target, "failed": result.n_failed,
             "failed_items": [{"item_id": f.item_id, "source": f.source} for f in result.failed[:FAILED_LISTED]],
@@ -78,25 +86,24 @@ def backfill_counts(result: Any, embedder: FileEmbedder) -> dict[str, Any]:
             "index_s": result.index_s, "write_s": result.write_s}
 
 
-def run_migration(reg: Any, plan: MigrationPlan, *, batch_size: int = 256, swap: bool = False,
-                  allow_missing: bool = False, eval_data: Path | str | None = None, progress: bool = False,
+def run_migration(reg: Registry, plan: MigrationPlan, *, batch_size: int = 256, swap: bool = False,
+                  allow_missing: bool = False, eval_data: Path | str | None = None,
+                  progress: ProgressFn | None = None,
                   stop_after: int | None = None, device: str | None = None, mirror_every_s: float = 1.0,
                   max_report_items: int = MAX_ITEMS) -> MigrationOutcome:
     """Carry out (or resume) ``plan``. ``stop_after`` returns after that many batches of this run,
     as an interruption would (state stays backfilling). Raises DiskFull, Busy, ... with the last
     committed batch intact; the same call then resumes."""
-    from harmony.migration.backfill import run_backfill
-
     fixed = tuple(reconcile(reg, plan.gallery))
     _, store = open_gallery(reg, plan.gallery)
     if plan.resume is None:
-        mig = reg.add_migration(plan.gallery, plan.source, plan.target, plan.as_dict(batch_size, swap))
+        mig = begin(reg, plan.gallery, plan.source, plan.target, plan.as_dict(batch_size, swap))
     else:
         mig = reg.get_migration(plan.resume)
-        if mig.state == "swapped":  # reconcile just finished its interrupted swap
+        if mig.state == SWAPPED:  # reconcile just finished its interrupted swap
             return MigrationOutcome(plan, mig, None, mig.report or None, None, fixed)
-    if mig.state == "planned":
-        mig = reg.update_migration(mig.id, state="backfilling")
+    if mig.state == PLANNED:
+        mig = advance(reg, mig.id, BACKFILLING)
     embedder = FileEmbedder(reg, plan.target, batch_size=batch_size, device=device)
     mirror = _Mirror(reg, mig.id, mirror_every_s)
     result = run_backfill(store, plan.target, embedder, batch_size=batch_size, progress=progress,
@@ -104,15 +111,15 @@ def run_migration(reg: Any, plan: MigrationPlan, *, batch_size: int = 256, swap:
     if not result.complete:
         mirror.push()
         return MigrationOutcome(plan, reg.get_migration(mig.id), result, None, None, fixed)
-    mig = reg.update_migration(mig.id, state=None if mig.state == "ready" else "ready",
-                               cursor=result.n_target + result.n_failed, counts=backfill_counts(result, embedder))
+    mig = advance(reg, mig.id, None if mig.state == READY else READY,
+                  cursor=result.n_target + result.n_failed, counts=backfill_counts(result, embedder))
 
     def embed(version: str, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
         return embed_files(FileEmbedder(reg, version, batch_size=batch_size, device=device), sources, batch_size)
 
     report = migration_report(store, plan.source, plan.target, plan.far, reg=reg, eval_data=eval_data, embed=embed,
                               max_items=max_report_items)
-    mig = reg.update_migration(mig.id, report=report)
+    mig = advance(reg, mig.id, report=report)
     swapped = swap_gallery(reg, plan.gallery, allow_missing=allow_missing) if swap else None
     if swapped is not None:
         mig = swapped.migration

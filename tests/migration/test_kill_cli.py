@@ -21,9 +21,9 @@ from typer.testing import CliRunner
 
 from harmony.cli.migrate import app
 from harmony.gallery.store import GalleryStore
-from harmony.operations.galleries import build_gallery
+from harmony.gallery.catalog import build_gallery
 from harmony.registry import Registry
-from tests.operations.helpers import record_verdict, write_faces
+from tests.gallery.helpers import record_verdict, write_faces
 
 CMD = ["gallery", "--gallery", "G", "--to", "v2", "--batch-size", "1", "--quiet"]
 

@@ -8,11 +8,12 @@ import pytest
 
 from harmony.errors import Incompatible, InUse, InvalidInput, NotFound
 from harmony.metrics import compatibility_report, identification_report
-from harmony.operations.galleries import build_gallery, open_gallery, search_gallery
-from harmony.operations.lifecycle import gc_gallery, rollback_gallery, swap_gallery
-from harmony.operations.migrate import run_migration
-from harmony.operations.plan import plan_migration
-from tests.operations.helpers import assert_same_hits, brute_force, direct_vectors, record_verdict
+from harmony.gallery.catalog import build_gallery, open_gallery
+from harmony.migration.search import search_gallery
+from harmony.migration.lifecycle import gc_gallery, rollback_gallery, swap_gallery
+from harmony.migration.run import run_migration
+from harmony.migration.plan import plan_migration
+from tests.gallery.helpers import assert_same_hits, brute_force, direct_vectors, record_verdict
 
 
 def _files(env):

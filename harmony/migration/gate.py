@@ -1,17 +1,21 @@
-"""What the registry says about scoring ``new``-version queries against ``old``-version vectors.
+"""The compatibility gate: may ``new``-version queries be scored against ``old``-version vectors?
 
 The migrator trusts only the registry's verdict at the gallery's operating FAR (DESIGN section 2).
 The other FARs measured are read too, so a plan or a refusal can say "passes at 1e-2, not at the
-gallery's 1e-3". A version never measured counts as incompatible.
+gallery's 1e-3". A version never measured counts as incompatible. The one rule for the verdict
+(the newest measurement at the FAR, over every dataset) and the one refusal message live here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harmony.errors import Incompatible
 from harmony.registry.catalog import FAR_RTOL
+
+if TYPE_CHECKING:
+    from harmony.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,8 @@ class VerdictView:
         """The error for a search that would score ``new`` queries against ``n_old`` ``old`` vectors."""
         return Incompatible(
             f"{self.new} queries cannot search the {n_old} {self.old} vector(s) of gallery {gallery}: {self.describe()}",
-            hint=f"migrate with a full backfill (`harmony migrate gallery --gallery {gallery} --to {self.new} "
-                 f"--swap`), or search with --version {self.old}"
+            hint=f"finish the backfill to {self.new} and swap (`harmony migrate gallery --gallery {gallery} "
+                 f"--to {self.new} --swap`), or search with --version {self.old}"
                  + ("" if self.verdict is not None else
                     f"; or measure it: `harmony eval --version {self.new} --against {self.old} --far {self.far:g}`"))
 
@@ -84,7 +88,7 @@ class VerdictView:
                 "passing_elsewhere": self.passing_elsewhere(), "describe": self.describe()}
 
 
-def verdict_view(reg: Any, new: str, old: str, far: float) -> VerdictView:
+def verdict_view(reg: Registry, new: str, old: str, far: float) -> VerdictView:
     """Read the verdict at ``far`` and every measurement of ``new`` against ``old`` (resolved
     version names) in one registry read."""
     if new == old:
@@ -92,5 +96,5 @@ def verdict_view(reg: Any, new: str, old: str, far: float) -> VerdictView:
     measured = tuple(Measured(c.id, c.far, c.dataset, c.compatible, float(c.table["old_old"]),
                               float(c.table["new_old"])) for c in reg.compatibility(new, old))
     view = VerdictView(new, old, float(far), None, measured)
-    here = view.at(far)  # the newest row at this FAR over every dataset: what Registry.verdict returns
+    here = view.at(far)  # the newest row at this FAR over every dataset
     return replace(view, verdict=max(here, key=lambda m: m.id).compatible if here else None)

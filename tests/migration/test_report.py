@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from harmony.metrics import compatibility_report
-from harmony.operations.galleries import build_gallery
-from harmony.operations.migrate import run_migration
-from harmony.operations.plan import plan_migration
-from harmony.operations.report import report_renderables
-from tests.operations.helpers import direct_vectors, write_faces
+from harmony.gallery.catalog import build_gallery
+from harmony.migration.run import run_migration
+from harmony.migration.plan import plan_migration
+from harmony.cli.render_migration import report_renderables
+from tests.gallery.helpers import direct_vectors, write_faces
 
 
 def twin_rows(reg, files, fars):
@@ -44,8 +44,8 @@ def test_eval_data_folder_and_sampling(env):
     assert got_rows(rep) == pytest.approx(twin_rows(env.reg, sorted(other.glob("*/*.png")), rep["fars"]), abs=1e-6)
     assert env.reg.get_migration(out.migration.id).report == rep
 
-    from harmony.operations.galleries import open_gallery
-    from harmony.operations.report import migration_report
+    from harmony.gallery.catalog import open_gallery
+    from harmony.migration.report import migration_report
 
     _, store = open_gallery(env.reg, "G")
     small = migration_report(store, "v1", "v2", 1e-3, max_items=20, seed=3)

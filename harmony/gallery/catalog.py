@@ -3,11 +3,10 @@
 The folder lives at ``<registry root>/galleries/<name>/`` (recorded relative to the root, so a
 registry folder can move). The store's active version is the truth about what a search uses; the
 registry row mirrors it (they differ only between the steps of a killed swap or rollback, which
-re-running that command repairs, see lifecycle.py).
+re-running that command repairs: harmony.migration.states.reconcile).
 
-Searching with a version other than the gallery's scores new queries against old vectors, which
-is allowed only under a passing verdict at the gallery's FAR (verdicts.py); during a migration the
-search is mixed (each item once, against its newest vector; migration.mixed_search).
+Here: open, build, add, remove, view. Searching lives in harmony.migration.search, because a
+search with another version than the gallery's needs the compatibility gate.
 """
 
 from __future__ import annotations
@@ -18,14 +17,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
 from harmony.errors import AlreadyExists, InvalidInput, NotFound
+from harmony.gallery.items import ItemSpec, folder_items, path_items
 from harmony.operations.embedding import FileEmbedder, check_dim, embed_files
-from harmony.operations.items import ItemSpec, folder_items, path_items, query_images
-from harmony.operations.verdicts import VerdictView, verdict_view
+
+if TYPE_CHECKING:
+    from harmony.gallery.store import GalleryInfo, GalleryStore
+    from harmony.registry import Registry
+    from harmony.registry.records import Gallery, Migration
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +35,13 @@ GALLERIES_DIR = "galleries"
 
 # -- locating ---------------------------------------------------------------------------------
 
-def store_path(reg: Any, record: Any) -> Path:
+def store_path(reg: Registry, record: Gallery) -> Path:
     """The folder of a registered gallery (its recorded path, relative to the registry root)."""
     p = Path(record.path)
     return p if p.is_absolute() else reg.root / p
 
 
-def open_gallery(reg: Any, name: str, use_gpu: bool | None = None) -> tuple[Any, Any]:
+def open_gallery(reg: Registry, name: str, use_gpu: bool | None = None) -> tuple[Gallery, GalleryStore]:
     """``(registry Gallery row, GalleryStore)``; NotFound for an unknown name or a missing folder."""
     from harmony.gallery.store import GalleryStore
 
@@ -52,7 +53,7 @@ def open_gallery(reg: Any, name: str, use_gpu: bool | None = None) -> tuple[Any,
     return record, GalleryStore.open(path, use_gpu=use_gpu)
 
 
-def registry_mismatch(record: Any, store: Any) -> str | None:
+def registry_mismatch(record: Gallery, store: GalleryStore) -> str | None:
     """A warning when the registry row and the store disagree on the serving version."""
     active = store.active_version
     if record.version == active:
@@ -78,7 +79,7 @@ class BuildResult:
     total_s: float
 
 
-def build_gallery(reg: Any, name: str, version: str, data: Path | str, *, codec: str = "flat", far: float = 1e-3,
+def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, codec: str = "flat", far: float = 1e-3,
                   nlist: int | None = None, batch_size: int = 256, device: str | None = None,
                   progress: bool = False, use_gpu: bool | None = None) -> BuildResult:
     """Embed every image of ``data`` (``ROOT/<identity>/<image>``) with ``version``, index it and
@@ -139,7 +140,7 @@ class AddResult:
     unreadable: tuple[str, ...]
 
 
-def add_to_gallery(reg: Any, name: str, paths: Sequence[Path | str], *, identity: str | None = None,
+def add_to_gallery(reg: Registry, name: str, paths: Sequence[Path | str], *, identity: str | None = None,
                    batch_size: int = 256, device: str | None = None, progress: bool = False) -> AddResult:
     """Embed image files/folders with the gallery's serving version and add (or replace) them.
 
@@ -159,7 +160,7 @@ def add_to_gallery(reg: Any, name: str, paths: Sequence[Path | str], *, identity
     return AddResult(name, version, added, replaced, tuple(it.source for it, good in zip(items, ok) if not good))
 
 
-def resolve_item_ids(store: Any, names: Sequence[str]) -> list[str]:
+def resolve_item_ids(store: GalleryStore, names: Sequence[str]) -> list[str]:
     """Item ids, or identity folders (``id00007`` or ``id00007/``) standing for every item under them."""
     table = store.items()
     known = table.row_of_item
@@ -177,7 +178,7 @@ def resolve_item_ids(store: Any, names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def remove_from_gallery(reg: Any, name: str, item_ids: Sequence[str]) -> list[str]:
+def remove_from_gallery(reg: Registry, name: str, item_ids: Sequence[str]) -> list[str]:
     """Remove items (every version's vector); returns the item ids removed."""
     _, store = open_gallery(reg, name)
     ids = resolve_item_ids(store, item_ids)
@@ -185,77 +186,17 @@ def remove_from_gallery(reg: Any, name: str, item_ids: Sequence[str]) -> list[st
     return ids
 
 
-# -- searching --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SearchResult:
-    gallery: str
-    query_version: str
-    gallery_version: str  # the store's active version
-    mode: str  # direct (same version) | cross (old vectors only) | mixed (old and new vectors)
-    queries: tuple[str, ...]  # readable query files, in the order of ``hits``
-    hits: list[list[Any]]  # per query, gallery.store.Hit nearest first
-    unreadable: tuple[str, ...]
-    verdict: VerdictView | None  # for cross/mixed
-
-
-def search_gallery(reg: Any, name: str, query: Path | str, k: int = 5, version: str | None = None, *,
-                   batch_size: int = 256, device: str | None = None) -> SearchResult:
-    """The ``k`` nearest items of each query image (a file, or every image under a folder).
-
-    ``version`` defaults to the gallery's, or to the target of an in-flight migration whose
-    target is compatible at the gallery's FAR (queries switch to it at once). Refused
-    (Incompatible) when old vectors would be scored without a passing verdict.
-    """
-    from harmony.migration.mixed_search import load_partial, mixed_search
-
-    if k < 1:
-        raise InvalidInput(f"k must be >= 1, got {k}", hint="e.g. -k 5")
-    record, store = open_gallery(reg, name)
-    active = store.active_version
-    q = reg.resolve(version) if version else _default_query_version(reg, record, active)
-    check_dim(reg.get_version(q), store.dim, name)
-    paths = query_images(query)
-    view, partial, mode = None, None, "direct"
-    if q != active:
-        view = verdict_view(reg, q, active, record.far)
-        partial = load_partial(store, q)
-        table = store.items()
-        n_new = int(np.union1d(partial.ids, table.ids[table.versions == q]).size)
-        n_old = len(table) - n_new
-        if n_old > 0 and not view.compatible:
-            raise view.refusal(name, n_old)
-        mode = "mixed" if n_new else "cross"
-    emb = FileEmbedder(reg, q, batch_size=batch_size, device=device)
-    vecs, ok = embed_files(emb, paths, batch_size)
-    readable = tuple(p for p, good in zip(paths, ok) if good)
-    if not readable:
-        raise InvalidInput(f"none of the {len(paths)} query image(s) could be read", hint="check the query files")
-    if mode == "direct":
-        hits = store.search(vecs, k, active)
-    else:
-        hits = mixed_search(store, vecs, k, q, compatible=view.compatible, partial=partial)
-    return SearchResult(name, q, active, mode, readable, hits, tuple(p for p, good in zip(paths, ok) if not good), view)
-
-
-def _default_query_version(reg: Any, record: Any, active: str) -> str:
-    mig = reg.active_migration(record.name)
-    if mig is not None and mig.target != active and verdict_view(reg, mig.target, active, record.far).compatible:
-        return mig.target
-    return active
-
-
 # -- reading ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class GalleryView:
-    record: Any  # registry Gallery row
-    info: Any | None  # gallery.store.GalleryInfo (None: folder missing)
-    migration: Any | None  # the newest migration row
+    record: Gallery  # registry row
+    info: GalleryInfo | None  # None: folder missing
+    migration: Migration | None  # the newest migration row
     warnings: tuple[str, ...]
 
 
-def gallery_view(reg: Any, name: str) -> GalleryView:
+def gallery_view(reg: Registry, name: str) -> GalleryView:
     record = reg.get_gallery(name)
     migs = reg.migrations(name)
     try:
@@ -266,11 +207,11 @@ def gallery_view(reg: Any, name: str) -> GalleryView:
     return GalleryView(record, store.info(), migs[-1] if migs else None, (warn,) if warn else ())
 
 
-def list_gallery_views(reg: Any) -> list[GalleryView]:
+def list_gallery_views(reg: Registry) -> list[GalleryView]:
     return [gallery_view(reg, g.name) for g in reg.list_galleries()]
 
 
-def items_of(store: Any, limit: int | None = None) -> list[ItemSpec]:
+def items_of(store: GalleryStore, limit: int | None = None) -> list[ItemSpec]:
     t = store.items()
     n = len(t) if limit is None else min(limit, len(t))
     return [ItemSpec(str(t.item_ids[i]), str(t.sources[i]), str(t.labels[i])) for i in range(n)]

@@ -1,0 +1,51 @@
+"""Rich rendering of a migration report dict (harmony.migration.report builds it, the registry stores it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def report_renderables(report: dict[str, Any]) -> list[Any]:
+    """Rich tables (and one-line notes) for a report dict, as stored in the registry."""
+    from rich.table import Table  # imported here: `harmony --help` stays fast
+
+    if not report:
+        return ["no report yet: it is computed when the backfill completes"]
+    s, t = report["source"], report["target"]
+    where = report.get("data", "?")
+    n = f"{report.get('n_items', 0)} items, {report.get('n_identities', 0)} identities"
+    if report.get("sampled"):
+        n += f", a seeded sample of {report['candidates']}"
+    out: list[Any] = []
+    if "verification" in report:
+        tab = Table(title=f"verification on {where} ({n}; vectors {report.get('vectors', '?')})")
+        tab.add_column("FAR", justify="right")
+        tab.add_column(f"before VAL({s},{s})", justify="right")
+        tab.add_column(f"mixed VAL({t}->{s})", justify="right")
+        tab.add_column(f"after VAL({t},{t})", justify="right")
+        tab.add_column(f"{t}->{s} >= {s},{s}", justify="center")
+        for r in report["verification"]:
+            tab.add_row(f"{r['far']:g}" + (" *" if r["zero_false_accepts"] else ""), _pct(r["before"]),
+                        _pct(r["cross"]), _pct(r["after"]), "[green]yes[/]" if r["compatible_here"] else "[red]no[/]")
+        if any(r["zero_false_accepts"] for r in report["verification"]):
+            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
+        out.append(tab)
+    else:
+        out.append(f"verification: not measured ({report.get('verification_error', 'no data')})")
+    ident = report.get("identification")
+    if ident:
+        tab = Table(title=f"identification: gallery = 1 {s} vector per identity ({ident['n_gallery']}), "
+                          f"{ident['n_probes']} probes")
+        tab.add_column("probe -> gallery")
+        for k in ident["ks"]:
+            tab.add_column(f"top-{k}", justify="right")
+        for r in ident["rows"]:
+            tab.add_row(f"{r['probe']} -> {r['gallery']}", *(_pct(r["accuracy"][str(k)]) for k in ident["ks"]))
+        out.append(tab)
+    elif "identification_error" in report:
+        out.append(f"identification: not measured ({report['identification_error']})")
+    return out
