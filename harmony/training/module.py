@@ -100,13 +100,15 @@ class EmbeddingModule(L.LightningModule):
                              "loss": float(self.trainer.callback_metrics.get("train/loss_epoch", float("nan")))})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["harmony"] = {"stage": self.trainable, "history": list(self.history)}
+        checkpoint["harmony"] = {"trainable": self.trainable, "history": list(self.history)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """A resumed stage continues its own history; a checkpoint of another stage is refused."""
+        """A resumed stage continues its own history; a checkpoint of another stage (head-only vs
+        whole net) is refused."""
         saved = checkpoint.get("harmony", {})
-        if saved.get("stage") != self.trainable:
-            raise InvalidInput(f"checkpoint of stage {saved.get('stage')!r} cannot resume stage {self.trainable!r}",
+        if saved.get("trainable") != self.trainable:
+            raise InvalidInput(f"a checkpoint of the {saved.get('trainable')!r} stage cannot resume the "
+                               f"{self.trainable!r} stage",
                                hint="pass --no-resume to start the run over")
         self.history = list(saved["history"])
 
