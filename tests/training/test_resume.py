@@ -153,7 +153,7 @@ def test_resuming_needs_the_same_recipe_and_versions(bases, monkeypatch):
 
 def test_kill_9_a_cli_run_then_resume(tmp_path):
     """A real kill -9 of `harmony train base` after its first epoch, then `--resume`."""
-    recipe = write_recipe(tmp_path / "long.yaml", train={"epochs": 30})
+    recipe = write_recipe(tmp_path / "long.yaml", train={"epochs": 8})  # 7 epochs left to land the kill in
     root = tmp_path / "registry"
     cmd = [sys.executable, "-m", "harmony", "train", "base", "--recipe", str(recipe), "--name", "v1", "--quiet",
            "--registry", str(root)]
