@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainResult:
     """A registered training run: held-out metrics (and the raw-pixel baseline for base runs),
-    per-epoch history, the run folder, the held-out set's key, whether it resumed a killed run; for harmonic runs the
-    compatibility reports against v1 (``report``; ``baselines``: the independent init model) and
-    the verdict per FAR."""
+    per-epoch history, the run folder, the held-out set's key, whether it resumed a killed run;
+    for harmonic runs the compatibility reports against v1 (``report``; ``baselines``: the
+    independent init model) and the verdict per FAR."""
 
     name: str
     metrics: dict
