@@ -49,10 +49,10 @@ def one_seed(seed: int, methods: dict) -> dict:
     r2 = load_recipe(ROOT / "recipes/base-tiny-large.yaml").override(seed=seed)
     rh = load_recipe(ROOT / "recipes/harmonic-tiny.yaml").override(seed=seed)
     t0 = time.time()
-    v1, _, _ = fit_base(r1, progress=False, checkpoints=False)
+    v1, _ = fit_base(r1)
     t_v1 = time.time() - t0
     t0 = time.time()
-    v2b, _, _ = fit_base(r2, progress=False, checkpoints=False)
+    v2b, _ = fit_base(r2)
     t_v2b = time.time() - t0
     test = eval_set(rh.data, "test")
     e1 = encode_array(v1, test.images)
@@ -67,7 +67,7 @@ def one_seed(seed: int, methods: dict) -> dict:
     for name, over in methods.items():
         init = copy.deepcopy(v2b)
         t0 = time.time()
-        v2, _ = fit_harmonic(rh.override(**over), TorchEncoder(v1), init, progress=False)
+        v2, _ = fit_harmonic(rh.override(**over), TorchEncoder(v1), init)
         secs = time.time() - t0
         rep = compatibility_report(e1, encode_array(v2, test.images), test.labels, FARS)
         out["methods"][name] = {"seconds": secs, **{f"{r.far:g}": {"v2v2": r.new_new.val, "v2->v1": r.new_old.val,

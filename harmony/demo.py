@@ -70,6 +70,7 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
              gallery_identities: int = 200, per_identity: int = 4, max_epochs: int | None = None,
              eval_identities: int = 300) -> DemoResult:
     """Run every step; ``say`` receives strings and rich renderables as the story unfolds."""
+    from harmony.cli.train import compat_tables
     from harmony.evaluation.cache import embed_cached
     from harmony.evaluation.datasets import synthetic_set
     from harmony.metrics import plot_val_far, val_far_curve
@@ -98,24 +99,24 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     t = step("1/6 train v1 (recipes/base-tiny.yaml): the model in production")
     rec1 = recipe("base-tiny.yaml")
     key = f"val@{min(rec1.eval.fars):g}"
-    r1 = train_base(rec1, "v1", root, progress=progress)
+    r1 = train_base(reg, rec1, "v1")
     res.timings["train v1"] = time.time() - t
     res.metrics["v1"] = r1.metrics
     res.metrics["raw pixels"] = r1.baseline
     say(f"v1: {key} = {r1.metrics[key]:.3f} on held-out identities (raw pixels {r1.baseline[key]:.3f})")
 
     t = step("2/6 train v2-base (recipes/base-tiny-large.yaml): a stronger, independently trained model")
-    r2 = train_base(recipe("base-tiny-large.yaml"), "v2-base", root, progress=progress)
+    r2 = train_base(reg, recipe("base-tiny-large.yaml"), "v2-base")
     res.timings["train v2-base"] = time.time() - t
     res.metrics["v2-base"] = r2.metrics
     say(f"v2-base: {key} = {r2.metrics[key]:.3f}")
 
     t = step("3/6 train harmonic v2 from v1 (recipes/harmonic-tiny.yaml, --init v2-base)")
-    rh = train_harmonic(recipe("harmonic-tiny.yaml"), "v2", "v1", "v2-base", root, progress=progress)
+    rh = train_harmonic(reg, recipe("harmonic-tiny.yaml"), "v2", "v1", "v2-base")
     res.timings["train harmonic v2"] = time.time() - t
-    say(rh.extra["report_table"])
-    say(rh.extra["baselines_table"])
-    res.compat, res.baseline = rh.extra["report"], rh.extra["baselines"] or {}
+    for table in compat_tables(rh, "v1", "v2-base"):
+        say(table)
+    res.compat, res.baseline = rh.report.as_dict(), rh.baselines.as_dict() if rh.baselines else {}
 
     t = step("4/6 build gallery 'prod' with v1 from held-out faces")
     size = reg.get_version("v1").meta["spec"]["image_size"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from harmony.cli.common import QuietOpt, RegistryOpt, console, handle_errors, quiet_lightning, registry_root, table
+from harmony.cli.common import QuietOpt, RegistryOpt, console, handle_errors, open_registry, quiet_lightning, table
+
+if TYPE_CHECKING:
+    from harmony.registry import Registry
+    from harmony.training.runner import TrainResult
 
 app = typer.Typer(help="Train embedding models and register them as versions.\n\n"
                   "Example: harmony train base --recipe recipes/base-tiny.yaml --name v1", no_args_is_help=True)
@@ -16,6 +20,9 @@ RecipeOpt = Annotated[Path, typer.Option("--recipe", "-r", help="YAML recipe (se
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the new embedding version.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Override the recipe's seed.")]
 EpochsOpt = Annotated[Optional[int], typer.Option("--max-epochs", min=1, help="Override train.epochs.")]
+ResumeOpt = Annotated[Optional[bool], typer.Option(
+    "--resume/--no-resume", help="Continue the killed run of this --name from its last checkpoint (default: "
+    "automatically when one is unfinished); --no-resume starts over.", show_default=False)]
 
 
 def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]) -> Any:
@@ -25,23 +32,54 @@ def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]
     return t
 
 
+def compat_tables(res: TrainResult, old: str, init: str | None) -> list[Any]:
+    """The harmonic run's 2x2 tables: v2 vs v1, and the independent init model vs v1."""
+    from harmony.metrics.tables import compat_table
+
+    tables = []
+    if res.report is not None:
+        t = compat_table(res.report)
+        t.title = f"{res.name} vs {old} on held-out identities ({res.eval_set})"
+        tables.append(t)
+    if res.baselines is not None:
+        t = compat_table(res.baselines)
+        t.title = f"baseline: independently trained {init} vs {old}"
+        tables.append(t)
+    return tables
+
+
+def _announce_resume(reg: Registry, name: str, resume: Optional[bool]) -> None:
+    from harmony.training.runs import unfinished_run
+
+    pending = unfinished_run(reg, name)
+    if pending is not None and resume is not False:
+        console.print(f"resuming the unfinished run {pending} from its last checkpoint")
+
+
 @app.command("base")
 @handle_errors
 def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: EpochsOpt = None,
-         registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
+         resume: ResumeOpt = None, registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
     """Train a FaceNet model (triplet loss, online semi-hard mining) and register it.
+
+    A killed run resumes from its last epoch: re-run the same command (or add --resume).
 
     Example: harmony train base --recipe recipes/base-tiny.yaml --name v1
     """
+    from harmony.cli.progress import rich_progress
     from harmony.recipe import load_recipe
     from harmony.training.base import train_base
 
     quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "train.epochs": max_epochs})
-    res = train_base(r, name, registry_root(registry), progress=not quiet)
+    reg = open_registry(registry)
+    _announce_resume(reg, name, resume)
+    with rich_progress(not quiet) as progress:
+        res = train_base(reg, r, name, resume=resume, progress=progress)
     console.print(_metrics_table(f"{name}: {r.model.backbone}, {res.metrics['train_seconds']:.0f} s training",
                                  {name: res.metrics, "raw pixels": res.baseline}, r.eval.fars))
-    console.print(f"registered version [bold]{name}[/] in {registry_root(registry)} (run folder {res.run_dir})")
+    console.print(f"registered version [bold]{name}[/] in {reg.root} (run folder {res.run_dir}"
+                  f"{', resumed' if res.resumed else ''})")
 
 
 @app.command("harmonic")
@@ -57,24 +95,30 @@ def harmonic(
     require_compatible: Annotated[bool, typer.Option("--require-compatible", help="Exit non-zero (and record no "
                                                      "compatibility) unless VAL(v2->v1) >= VAL(v1,v1) at every FAR.")] = False,
     seed: SeedOpt = None,
+    resume: ResumeOpt = None,
     registry: RegistryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a v2 whose embeddings are directly comparable with --from's, and register it.
 
+    A killed run resumes from its last epoch (and stage): re-run the same command (or add --resume).
+
     Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2
     """
+    from harmony.cli.progress import rich_progress
     from harmony.recipe import load_recipe
     from harmony.training.harmonic import train_harmonic
 
     quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
-    res = train_harmonic(r, name, old, init, registry_root(registry), progress=not quiet,
-                         require_compatible=require_compatible)
-    console.print(res.extra["report_table"])
-    if res.extra.get("baselines_table") is not None:
-        console.print(res.extra["baselines_table"])
-    verdict = res.extra["compatible"]
+    reg = open_registry(registry)
+    _announce_resume(reg, name, resume)
+    with rich_progress(not quiet) as progress:
+        res = train_harmonic(reg, r, name, old, init, require_compatible=require_compatible, resume=resume,
+                             progress=progress)
+    for t in compat_tables(res, old, init):
+        console.print(t)
+    verdict = res.compatible
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "
                   + ("[green]yes[/]" if all(verdict.values()) else
                      ", ".join(f"FAR {f:g}: {'yes' if v else 'no'}" for f, v in verdict.items())))

@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from dataclasses import replace
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,10 +28,15 @@ from harmony.errors import InvalidInput
 from harmony.losses import bct_influence_loss, harmonic_triplet_loss, triplet_loss
 from harmony.models.embedder import Embedder
 from harmony.models.encode import encode_array
+from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
-from harmony.training.module import EmbeddingModule
-from harmony.training.runner import (TrainResult, make_trainer, refuse_existing, register, run_dir_for, seed_all,
-                                     spec_from_recipe)
+from harmony.training.module import EmbeddingModule, Objective
+from harmony.training.runner import TrainResult, make_trainer, refuse_existing, register, seed_all, spec_from_recipe
+from harmony.training.runs import Run, finish_run, open_run
+
+if TYPE_CHECKING:
+    from harmony.registry import Registry
+    from harmony.registry.external import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,12 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
     return harmonic if h.method == "harmonic" else bct
 
 
-def _stage(model, recipe, objective, steps, lr, trainable, dm, run_dir, progress, feature_cache=None):
+def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr: float, trainable: str,
+           dm: FaceDataModule, run: Run | None, progress: ProgressFn | None,
+           feature_cache: torch.Tensor | None = None) -> list:
+    """One stage (``head``: embedding layer only; ``all``: the whole net), checkpointed in
+    ``<run>/<trainable>/``. Resuming a stage that already finished restores its final weights,
+    history and RNG states and trains nothing, so the next stage starts as it would have."""
     t = recipe.train
     spe = min(steps, t.steps_per_epoch)
     epochs = math.ceil(steps / spe)
@@ -112,17 +122,19 @@ def _stage(model, recipe, objective, steps, lr, trainable, dm, run_dir, progress
     module = EmbeddingModule(model, t, objective, total_steps=epochs * spe, lr=lr, trainable=trainable,
                              val_images=dm.val.images, val_labels=dm.val.labels, val_far=min(recipe.eval.fars),
                              feature_cache=feature_cache)
-    trainer = make_trainer(t, run_dir / trainable if run_dir else Path("."), epochs, progress=progress,
-                           checkpoints=run_dir is not None, logger=run_dir is not None)
-    trainer.fit(module, datamodule=dm)
+    stage_dir = run.stage_dir(trainable) if run is not None else None
+    trainer = make_trainer(t, epochs, stage_dir, progress, task=f"harmonic stage {trainable}")
+    trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(trainable) if run is not None else None)
     for p in model.parameters():
         p.requires_grad_(True)
     return module.history
 
 
-def fit_harmonic(recipe: Recipe, old_encoder, init_model: Embedder | None, progress: bool = True,
-                 run_dir: Path | None = None) -> tuple[Embedder, list]:
-    """Train v2 against a frozen v1 encoder; returns (v2 model, history). No registry involved."""
+def fit_harmonic(recipe: Recipe, old_encoder: Encoder, init_model: Embedder | None, run: Run | None = None,
+                 progress: ProgressFn | None = None) -> tuple[Embedder, list]:
+    """Train v2 against a frozen v1 encoder; returns (v2 model, history). No registry involved.
+
+    With a ``run`` each stage checkpoints each epoch and continues from its last checkpoint."""
     seed_all(recipe.seed)
     h = recipe.harmonic
     dm = FaceDataModule(recipe.data, recipe.train, recipe.seed)
@@ -146,9 +158,9 @@ def fit_harmonic(recipe: Recipe, old_encoder, init_model: Embedder | None, progr
     history = []
     if head_steps:
         feats = backbone_features(model, dm.train_set)
-        history += _stage(model, recipe, objective, head_steps, h.head_lr, "head", dm, run_dir, progress, feats)
+        history += _stage(model, recipe, objective, head_steps, h.head_lr, "head", dm, run, progress, feats)
     if full_steps:
-        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run_dir, progress)
+        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run, progress)
     return model.eval(), history
 
 
@@ -169,28 +181,31 @@ def compat_reports(old_encoder, new_model: Embedder, init_model: Embedder | None
     return rep, base, test.key
 
 
-def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, registry_root=None, progress: bool = True,
-                   require_compatible: bool = False) -> TrainResult:
+def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, init: str | None = None,
+                   require_compatible: bool = False, resume: bool | None = None,
+                   progress: ProgressFn | None = None) -> TrainResult:
+    """Train v2 compatible with ``from_version`` (frozen), starting from ``init``, and register it.
+
+    The compatibility rows (v2 vs v1, and the init model vs v1 as the baseline) are recorded
+    unless ``require_compatible`` and some FAR fails. ``resume`` as in ``train_base``."""
     from harmony.evaluation.run import compat_cells
     from harmony.models.loading import load_embedder, load_encoder
-    from harmony.registry import Registry
 
-    reg = Registry.open(registry_root)
     refuse_existing(reg, name)
-    old_v = reg.get_version(old)
+    old_v = reg.get_version(from_version)
     old_encoder = load_encoder(reg, old_v.name)
     init_model = load_embedder(reg, init) if init else None
     init_copy = copy.deepcopy(init_model)  # untouched by training, for the baseline row
-    run_dir = run_dir_for(reg.root, name)
-    (run_dir / "recipe.yaml").write_text(recipe.to_yaml())
+    run = open_run(reg, name, {"kind": "harmonic", "recipe": recipe.to_yaml(), "from": old_v.name, "init": init},
+                   resume)
     t0 = time.time()
-    model, history = fit_harmonic(recipe, old_encoder, init_model, progress, run_dir)
+    model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
     train_s = time.time() - t0
     rep, base, key = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
     verdict = {r.far: r.compatible for r in rep.rows}
     metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
     register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
-             meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run_dir), "eval_set": key})
+             meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key})
     reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
     if not require_compatible or all(verdict.values()):
         for r in rep.rows:
@@ -198,12 +213,6 @@ def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, regist
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
             reg.record_compatibility(init, old_v.name, key, r.far, compat_cells(r), r.compatible)
-    table = rep.to_rich_table()
-    table.title = f"{name} vs {old_v.name} on held-out identities ({key})"
-    base_table = None
-    if base is not None:
-        base_table = base.to_rich_table()
-        base_table.title = f"baseline: independently trained {init} vs {old_v.name}"
-    extra = {"report": rep.as_dict(), "report_table": table, "baselines": base.as_dict() if base else None,
-             "baselines_table": base_table, "compatible": verdict}
-    return TrainResult(name, metrics, {}, history, time.time() - t0, str(run_dir), extra)
+    finish_run(run)
+    return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
+                       baselines=base, compatible=verdict)

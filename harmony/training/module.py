@@ -2,7 +2,8 @@
 
 The objective is a plain function ``(module, batch) -> loss`` so base (triplet) and harmonic
 training share everything else. ``trainable="head"`` freezes the backbone (BatchNorm included) and
-trains only the embedding layer, as harmonic stage 1 does.
+trains only the embedding layer, as harmonic stage 1 does. Its checkpoints carry the stage and
+the per-epoch history, so a resumed stage reports every epoch.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from harmony.errors import InvalidInput
 from harmony.models.embedder import Embedder
 from harmony.recipe import TrainSpec
 
@@ -96,6 +98,19 @@ class EmbeddingModule(L.LightningModule):
         self.log("val/val_at_far", r.val, prog_bar=True)
         self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val": r.val,
                              "loss": float(self.trainer.callback_metrics.get("train/loss_epoch", float("nan")))})
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["harmony"] = {"trainable": self.trainable, "history": list(self.history)}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed stage continues its own history; a checkpoint of another stage (head-only vs
+        whole net) is refused."""
+        saved = checkpoint.get("harmony", {})
+        if saved.get("trainable") != self.trainable:
+            raise InvalidInput(f"a checkpoint of the {saved.get('trainable')!r} stage cannot resume the "
+                               f"{self.trainable!r} stage",
+                               hint="pass --no-resume to start the run over")
+        self.history = list(saved["history"])
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,5 +1,5 @@
-"""Shared run plumbing: seeding, the Lightning Trainer, run folders, held-out evaluation, and
-registration of the trained model as an embedding version."""
+"""Shared run plumbing: seeding, the Lightning Trainer, held-out evaluation, and registration of
+the trained model as an embedding version (run folders: ``runs.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import numpy as np
@@ -17,23 +17,37 @@ import torch
 
 from harmony.errors import AlreadyExists, NotFound
 from harmony.models.embedder import Embedder, EmbedderSpec
+from harmony.progress import ProgressFn
 from harmony.recipe import Recipe, TrainSpec
+
+if TYPE_CHECKING:
+    from harmony.metrics import CompatReport
+    from harmony.registry import Registry
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
+    """A registered training run: held-out metrics (and the raw-pixel baseline for base runs),
+    per-epoch history, the run folder, the held-out set's key, whether it resumed a killed run;
+    for harmonic runs the compatibility reports against v1 (``report``; ``baselines``: the
+    independent init model) and the verdict per FAR."""
+
     name: str
     metrics: dict
     baseline: dict
     history: list = field(default_factory=list)
     wall_s: float = 0.0
     run_dir: str = ""
-    extra: dict = field(default_factory=dict)
+    eval_set: str = ""
+    resumed: bool = False
+    report: CompatReport | None = None
+    baselines: CompatReport | None = None
+    compatible: dict = field(default_factory=dict)
 
 
-def refuse_existing(reg, name: str) -> None:
+def refuse_existing(reg: Registry, name: str) -> None:
     """Fail before training, not after: version names are immutable."""
     try:
         reg.get_version(name)
@@ -47,23 +61,21 @@ def spec_from_recipe(r: Recipe) -> EmbedderSpec:
                         image_size=r.data.image_size, dropout=r.model.dropout)
 
 
-def run_dir_for(root: Path, name: str) -> Path:
-    d = Path(root) / "runs" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def make_trainer(t: TrainSpec, epochs: int, stage_dir: Path | None = None, progress: ProgressFn | None = None,
+                 task: str = "training", total_steps: int | None = None) -> L.Trainer:
+    """A Trainer whose devices/strategy/precision come from the recipe (how runs scale out).
 
-
-def make_trainer(t: TrainSpec, run_dir: Path, epochs: int, progress: bool = True, checkpoints: bool = True,
-                 logger: bool = True) -> L.Trainer:
-    """A Trainer whose devices/strategy/precision come from the recipe (how runs scale out)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+    With a ``stage_dir`` it writes ``last.ckpt`` each epoch and CSV logs there; without one it
+    writes nothing anywhere (no ``./checkpoints``, no ``./lightning_logs``)."""
     from lightning.pytorch.loggers import CSVLogger
 
-    callbacks = []
-    if checkpoints:
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0))
-    if progress:
-        callbacks.append(RichProgressBar(leave=True))
+    from harmony.training.callbacks import EpochCheckpoint, StepTicks
+
+    callbacks: list = []
+    if stage_dir is not None:
+        callbacks.append(EpochCheckpoint(stage_dir))
+    if progress is not None:
+        callbacks.append(StepTicks(progress, task, total_steps or epochs * t.steps_per_epoch))
     return L.Trainer(
         max_epochs=epochs,
         accelerator=t.accelerator,
@@ -71,11 +83,11 @@ def make_trainer(t: TrainSpec, run_dir: Path, epochs: int, progress: bool = True
         strategy=t.strategy,
         num_nodes=t.num_nodes,
         precision=t.precision,
-        default_root_dir=str(run_dir),
-        logger=CSVLogger(str(run_dir), name="logs") if logger else False,
+        default_root_dir=str(stage_dir) if stage_dir is not None else None,
+        logger=CSVLogger(str(stage_dir), name="logs") if stage_dir is not None else False,
         callbacks=callbacks,
-        enable_checkpointing=checkpoints,
-        enable_progress_bar=progress,
+        enable_checkpointing=stage_dir is not None,
+        enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
@@ -92,7 +104,7 @@ def held_out_metrics(emb: np.ndarray, labels: np.ndarray, fars: tuple[float, ...
     return {f"val@{r.far:g}": r.val for r in rs} | {f"threshold@{r.far:g}": r.threshold for r in rs}
 
 
-def register(reg, name: str, model: Embedder, kind: str, recipe: Recipe, metrics: dict, parent: str | None = None,
+def register(reg: Registry, name: str, model: Embedder, kind: str, recipe: Recipe, metrics: dict, parent: str | None = None,
              meta: dict | None = None):
     """Write the checkpoint to a temp file and hand it to the registry (which copies it into
     place atomically before committing the row), then record the held-out evaluation."""

@@ -38,6 +38,12 @@ def test_train_base_registers_and_refuses_duplicate(micro_recipe, registry_root)
     assert r.exit_code == 2 and "already exists" in r.output
 
 
+def test_resume_without_an_unfinished_run_is_refused(micro_recipe, registry_root):
+    r = invoke("train", "base", "--recipe", micro_recipe, "--name", "v1", "--resume", "--registry", registry_root)
+    assert r.exit_code == 2 and "no unfinished training run" in r.output
+    assert not (registry_root / "runs" / "v1").exists()
+
+
 def test_bad_recipe_is_one_line_error(tmp_path, registry_root):
     bad = write_recipe(tmp_path / "bad.yaml", train={"mining": "random"})
     r = invoke("train", "base", "--recipe", bad, "--name", "x", "--registry", registry_root)
