@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from harmony.errors import Busy
-from harmony.operations.embedding import FileEmbedder, embed_files
+from harmony.models.pipeline import FileEmbedder
 from harmony.operations.galleries import open_gallery
 from harmony.operations.lifecycle import SwapOutcome, reconcile, swap_gallery
 from harmony.operations.plan import MigrationPlan
@@ -108,7 +108,7 @@ def run_migration(reg: Any, plan: MigrationPlan, *, batch_size: int = 256, swap:
                                cursor=result.n_target + result.n_failed, counts=backfill_counts(result, embedder))
 
     def embed(version: str, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return embed_files(FileEmbedder(reg, version, batch_size=batch_size, device=device), sources, batch_size)
+        return FileEmbedder(reg, version, batch_size=batch_size, device=device)(sources)
 
     report = migration_report(store, plan.source, plan.target, plan.far, reg=reg, eval_data=eval_data, embed=embed,
                               max_items=max_report_items)

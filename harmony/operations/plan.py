@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harmony.errors import InUse, InvalidInput
-from harmony.operations.embedding import check_dim
+from harmony.models.pipeline import check_dim
 from harmony.operations.galleries import open_gallery
 from harmony.operations.verdicts import VerdictView, verdict_view
 

@@ -44,7 +44,7 @@ def fit_base(recipe: Recipe, progress: bool = True, run_dir: Path | None = None,
 def evaluate_held_out(model: Embedder, recipe: Recipe) -> tuple[dict, dict, str]:
     """VAL@FAR on the test identities, next to the raw-pixel baseline."""
     test = eval_set(recipe.data, "test")
-    emb = encode_array(model, test.images, batch_size=recipe.eval.batch_size, progress="embedding test set")
+    emb = encode_array(model, test.images, batch_size=recipe.eval.batch_size)
     metrics = held_out_metrics(emb, test.labels, recipe.eval.fars)
     baseline = held_out_metrics(raw_pixels(test.images), test.labels, recipe.eval.fars)
     return metrics, baseline, test.key

@@ -123,8 +123,9 @@ def direct_vectors(reg, version: str, paths) -> np.ndarray:
     from PIL import Image
 
     from harmony.models.embedder import embedder_from_checkpoint
+    from harmony.models.loading import load_checkpoint
 
-    model = embedder_from_checkpoint(reg.load_checkpoint(version))
+    model = embedder_from_checkpoint(load_checkpoint(reg, version))
     size = model.spec.image_size
     imgs = []
     for p in paths:
