@@ -72,6 +72,8 @@ def eval_set(spec: DataSpec, split: str = "test") -> LabelledImages:
         return synthetic_split(spec, split)
     index = folder_split(spec, split)
     decoded = load_images(index.paths, spec.image_size)
+    for bad in decoded.unusable:
+        log.warning("%s", bad.reason)
     return LabelledImages(decoded.images, index.labels[decoded.ok], f"folder:{index.root}:{split}:{len(index)}:{spec.image_size}px")
 
 

@@ -7,7 +7,6 @@ stands in for it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +15,6 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 
-log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 
 
@@ -60,14 +58,14 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
 
 
 def load_images(paths: Sequence[str | Path], size: int) -> DecodedImages:
-    """Load many images; unreadable ones are logged, masked out and reported, never fatal."""
+    """Load many images; unreadable ones are masked out and reported, never fatal (callers report
+    them together: a log line per file would break ``--json`` output)."""
     out, ok, bad = [], np.zeros(len(paths), bool), []
     for i, p in enumerate(paths):
         try:
             out.append(load_image(p, size))
             ok[i] = True
         except InvalidInput as e:
-            log.warning("%s", e.message)
             bad.append(Unusable(str(p), e.message))
     arr = np.stack(out) if out else np.zeros((0, size, size, 3), np.uint8)
     return DecodedImages(arr, ok, tuple(bad))
