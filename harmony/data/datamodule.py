@@ -74,7 +74,8 @@ def eval_set(spec: DataSpec, split: str = "test") -> LabelledImages:
     decoded = load_images(index.paths, spec.image_size)
     for bad in decoded.unusable:
         log.warning("%s", bad.reason)
-    return LabelledImages(decoded.images, index.labels[decoded.ok], f"folder:{index.root}:{split}:{len(index)}:{spec.image_size}px")
+    return LabelledImages(decoded.images, index.labels[decoded.ok],
+                          f"folder:{index.root}:{split}:{len(index)}:{spec.image_size}px")
 
 
 class FaceDataModule(L.LightningDataModule):
