@@ -119,7 +119,7 @@ def _first_query(reg, gallery: str, query: Path) -> tuple[float, str, str]:
 
 def bench(n_identities: int, per_identity: int) -> dict:
     from harmony.gallery import index as fx
-    from harmony.operations.embedding import FileEmbedder, embed_files
+    from harmony.models.pipeline import FileEmbedder
     from harmony.gallery.catalog import build_gallery, open_gallery
     from harmony.migration.run import run_migration
     from harmony.migration.plan import plan_migration
@@ -166,7 +166,7 @@ def bench(n_identities: int, per_identity: int) -> dict:
         sources = [str(s) for s in store.items().sources]
         t0 = time.perf_counter()
         emb = FileEmbedder(reg, "v2i", batch_size=BATCH)
-        vecs, ok = embed_files(emb, sources, BATCH)
+        vecs, ok = emb(sources)
         t_embed = time.perf_counter() - t0
         index = fx.make_index(DIM, "flat")
         fx.add(index, np.flatnonzero(ok).astype(np.int64), vecs)

@@ -125,7 +125,7 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     queries = write_faces(out / "data" / "queries", sorted({0, gallery_identities // 3, gallery_identities // 2,
                                                             gallery_identities - 2, gallery_identities - 1}),
                           per_identity, 1, size)
-    b = build_gallery(reg, "prod", "v1", faces, far=1e-3, progress=progress)
+    b = build_gallery(reg, "prod", "v1", faces, far=1e-3)
     res.timings["build gallery"] = time.time() - t
     say(f"gallery prod: {b.n_items} items of {b.n_identities} identities, embedded with v1 in {b.embed_s:.1f} s")
 
@@ -161,7 +161,7 @@ def run_demo(out: Path, say: Callable[[object], None] = print, progress: bool = 
     t = step("6/6 VAL vs FAR curves of v1, v2, v2-base and the cross pairs")
     plot = out / "val_far.png"
     data = synthetic_set(eval_identities, per_identity=8, size=size)
-    emb = {v: embed_cached(reg, v, data.source, progress=progress) for v in ("v1", "v2-base", "v2")}
+    emb = {v: embed_cached(reg, v, data.source).vectors for v in ("v1", "v2-base", "v2")}  # renders: all usable
     curves = {v: val_far_curve(e, data.labels) for v, e in emb.items()}
     for v in ("v2-base", "v2"):
         curves[f"{v}->v1"] = val_far_curve(emb[v], data.labels, gallery=emb["v1"])

@@ -56,11 +56,13 @@ def build(
 
     Example: harmony gallery build --name prod --version v1 --data faces/ --codec sq8 --far 1e-3
     """
+    from harmony.cli.progress import rich_progress
     from harmony.gallery.catalog import build_gallery
 
     reg = open_registry(registry)
-    r = build_gallery(reg, name, version, data, codec=codec.value, far=far, nlist=nlist, batch_size=batch_size,
-                      device=device, progress=not (quiet or as_json))
+    with rich_progress(not (quiet or as_json)) as progress:
+        r = build_gallery(reg, name, version, data, codec=codec.value, far=far, nlist=nlist, batch_size=batch_size,
+                          device=device, progress=progress)
     if as_json:
         echo_json(r)
         return
@@ -87,10 +89,12 @@ def add(
 
     Example: harmony gallery add --name prod faces/id00042/ new/alice.jpg --identity alice
     """
+    from harmony.cli.progress import rich_progress
     from harmony.gallery.catalog import add_to_gallery
 
-    r = add_to_gallery(open_registry(registry), name, paths, identity=identity, batch_size=batch_size, device=device,
-                       progress=not as_json)
+    with rich_progress(not as_json) as progress:
+        r = add_to_gallery(open_registry(registry), name, paths, identity=identity, batch_size=batch_size,
+                           device=device, progress=progress)
     if as_json:
         echo_json(r)
         return

@@ -272,19 +272,20 @@ def add_external(
     Example: harmony registry add-external legacy --adapter dlib --mode aligned
     """
     from harmony.errors import InvalidInput
-    from harmony.registry import external
+    from harmony.models.dlib_model import register_dlib
+    from harmony.models.torchscript import register_torchscript
 
     reg = open_registry(registry)
     if adapter is Adapter.torchscript:
         if file is None or image_size is None:
             raise InvalidInput("the torchscript adapter needs --file and --image-size",
                                hint="e.g. --file model.pt --image-size 112")
-        v = external.register_torchscript(reg, name, file, image_size=image_size, mean=_floats(mean, "mean"),
-                                          std=_floats(std, "std"), dim=dim, parent=parent)
+        v = register_torchscript(reg, name, file, image_size=image_size, mean=_floats(mean, "mean"),
+                                 std=_floats(std, "std"), dim=dim, parent=parent)
     else:
         if file is not None:
             raise InvalidInput("the dlib adapter takes no --file", hint="drop --file; it uses dlib's own model")
-        v = external.register_dlib(reg, name, mode=mode.value, parent=parent)
+        v = register_dlib(reg, name, mode=mode.value, parent=parent)
     console.print(f"registered external version {v.name} ({v.backbone}, dim {v.dim}, sha256 {v.sha256[:12]})")
 
 

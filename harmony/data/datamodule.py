@@ -71,8 +71,11 @@ def eval_set(spec: DataSpec, split: str = "test") -> LabelledImages:
     if spec.source == "synthetic":
         return synthetic_split(spec, split)
     index = folder_split(spec, split)
-    images, ok = load_images(index.paths, spec.image_size)
-    return LabelledImages(images, index.labels[ok], f"folder:{index.root}:{split}:{len(index)}:{spec.image_size}px")
+    decoded = load_images(index.paths, spec.image_size)
+    for bad in decoded.unusable:
+        log.warning("%s", bad.reason)
+    return LabelledImages(decoded.images, index.labels[decoded.ok],
+                          f"folder:{index.root}:{split}:{len(index)}:{spec.image_size}px")
 
 
 class FaceDataModule(L.LightningDataModule):

@@ -4,22 +4,22 @@
     res = evaluate(Registry.open(), "v2", against="v1", data=synthetic_set(300, 8), plot="val_far.png")
     res.compatible            # {0.01: True, 0.001: False}: is v2 compatible with v1 at each FAR
 
-Modules: ``sources`` (where pixels come from, with a content key), ``datasets`` (labelled sets and
-pair lists, the CLI's data options), ``cache`` (embeddings per version sha256 and image set,
-atomic .npy files under ``<registry>/cache/embeddings/``), ``run`` (the figures, the plot, the
+Modules: ``datasets`` (labelled sets and pair lists over ``harmony.data.sources``, the CLI's data
+options), ``cache`` (the embedding pipeline's output per version sha256 and image set, atomic .npz
+files with an explicit ``ok`` mask under ``<registry>/cache/embeddings/``), ``run`` (the figures, the plot, the
 registry records), ``results`` (records), ``tables`` (rich rendering).
 Tests: tests/evaluation/.
 """
 
-from harmony.evaluation.cache import embed_cached, embed_version, readable
+from harmony.data.sources import ArraySource, FileSource, ImageSource, SyntheticSource
+from harmony.evaluation.cache import Embedded, embed_cached
 from harmony.evaluation.datasets import (EvalData, LabelledSet, PairsSet, csv_pairs_set, folder_set, lfw_pairs_set,
                                          resolve_data, synthetic_set)
 from harmony.evaluation.results import EvalResult, VersionEval
 from harmony.evaluation.run import evaluate
-from harmony.evaluation.sources import ArraySource, FileSource, ImageSource, SyntheticSource
 
 __all__ = [
-    "ArraySource", "EvalData", "EvalResult", "FileSource", "ImageSource", "LabelledSet", "PairsSet", "SyntheticSource",
-    "VersionEval", "csv_pairs_set", "embed_cached", "embed_version", "evaluate", "folder_set", "lfw_pairs_set",
-    "readable", "resolve_data", "synthetic_set",
+    "ArraySource", "Embedded", "EvalData", "EvalResult", "FileSource", "ImageSource", "LabelledSet", "PairsSet",
+    "SyntheticSource", "VersionEval", "csv_pairs_set", "embed_cached", "evaluate", "folder_set", "lfw_pairs_set",
+    "resolve_data", "synthetic_set",
 ]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from harmony.errors import InvalidInput
-from harmony.evaluation.sources import FileSource, ImageSource, SyntheticSource
+from harmony.data.sources import FileSource, ImageSource, SyntheticSource
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,15 +24,16 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 
 from harmony.errors import Incompatible, InvalidInput
-from harmony.evaluation.cache import embed_version, is_labelled_images, readable
+from harmony.data.sources import ArraySource, FileSource
+from harmony.evaluation.cache import Embedded, embed_cached, is_labelled_images
 from harmony.evaluation.datasets import EvalData, LabelledSet, PairsSet
 from harmony.evaluation.results import EvalResult, VersionEval
-from harmony.evaluation.sources import ArraySource, FileSource
 from harmony.metrics import (MetricsWarning, compatibility_report, identification_report, knn_accuracy, lfw_protocol,
                              plot_val_far, val_at_far, val_far_curve)
 from harmony.metrics.clustering import MAX_N, cluster_report
 from harmony.metrics.compat import CompatReport, CompatRow
 from harmony.metrics.val_at_far import DEFAULT_CURVE_FARS
+from harmony.progress import ProgressFn
 
 if TYPE_CHECKING:
     from harmony.data.datamodule import LabelledImages
@@ -88,9 +89,9 @@ def _listing(items: Sequence[str], n: int = 3) -> str:
 
 # -- labelled sets -------------------------------------------------------------------------------
 
-def _labelled(data: LabelledSet, embs: dict[str, np.ndarray], new: str, old: str | None, fars: tuple[float, ...],
+def _labelled(data: LabelledSet, embedded: dict[str, Embedded], new: str, old: str | None, fars: tuple[float, ...],
               mdev: str, notes: list[str], curves: dict | None) -> dict[str, Any]:
-    ok = np.logical_and.reduce([readable(e) for e in embs.values()])
+    ok = np.logical_and.reduce([e.ok for e in embedded.values()])
     unreadable = [data.source.paths[i] if isinstance(data.source, FileSource) else f"image #{i}"
                   for i in np.flatnonzero(~ok)]
     labels = np.asarray(data.labels)
@@ -104,7 +105,7 @@ def _labelled(data: LabelledSet, embs: dict[str, np.ndarray], new: str, old: str
     if n_ids < 2:
         raise InvalidInput(f"only {n_ids} identity has 2+ readable images; verification needs 2",
                            hint="check the unreadable files listed above, or add identities")
-    embs = {k: e[ok] for k, e in embs.items()}
+    embs = {k: e.rows(ok) for k, e in embedded.items()}
     targets = fars if CLUSTER_FAR in fars else (*fars, CLUSTER_FAR)
     per: dict[str, dict[str, Any]] = {}
     for name, e in embs.items():
@@ -150,9 +151,9 @@ def _pair_curve(d: np.ndarray, same: np.ndarray, folds: np.ndarray) -> tuple[np.
     return DEFAULT_CURVE_FARS, np.array([r.val.val for r in _lfw_all(d, same, folds, DEFAULT_CURVE_FARS)])
 
 
-def _pairs(data: PairsSet, embs: dict[str, np.ndarray], new: str, old: str | None, fars: tuple[float, ...],
+def _pairs(data: PairsSet, embs: dict[str, Embedded], new: str, old: str | None, fars: tuple[float, ...],
            allow_missing: bool, notes: list[str], curves: dict | None) -> dict[str, Any]:
-    ok = np.logical_and.reduce([readable(e) for e in embs.values()])
+    ok = np.logical_and.reduce([e.ok for e in embs.values()])
     unreadable = [data.source.paths[i] for i in np.flatnonzero(~ok)]
     a, b = data.a, data.b
     usable = (a >= 0) & (b >= 0)
@@ -168,7 +169,7 @@ def _pairs(data: PairsSet, embs: dict[str, np.ndarray], new: str, old: str | Non
     a, b, same, folds = a[usable], b[usable], data.same[usable], data.folds[usable]
     per: dict[str, dict[str, Any]] = {}
     for name, e in embs.items():
-        d = pair_distances(e[a], e[b])
+        d = pair_distances(e.rows(a), e.rows(b))
         res = _lfw_all(d, same, folds, fars)
         per[name] = {"val": tuple(r.val for r in res), "lfw": res[0]}
         if curves is not None:
@@ -177,8 +178,8 @@ def _pairs(data: PairsSet, embs: dict[str, np.ndarray], new: str, old: str | Non
     out: dict[str, Any] = {"per": per, "n_images": int(used.size), "n_identities": None, "n_pairs": int(same.size),
                            "unreadable": tuple(unreadable), "compat": None, "identification": None, "cross_lfw": None}
     if old is not None:
-        d_no = pair_distances(embs[new][a], embs[old][b])
-        d_on = pair_distances(embs[old][a], embs[new][b])
+        d_no = pair_distances(embs[new].rows(a), embs[old].rows(b))
+        d_on = pair_distances(embs[old].rows(a), embs[new].rows(b))
         no, on = _lfw_all(d_no, same, folds, fars), _lfw_all(d_on, same, folds, fars)
         rows = tuple(CompatRow(far=f, old_old=per[old]["val"][i], new_new=per[new]["val"][i], new_old=no[i].val,
                                old_new=on[i].val) for i, f in enumerate(fars))
@@ -202,7 +203,7 @@ def compat_cells(row: CompatRow) -> dict[str, Any]:
 def evaluate(reg: Any, version: str, against: str | None = None, data: "EvalData | LabelledImages | None" = None,
              fars: Sequence[float] = (1e-2, 1e-3), plot: str | Path | None = None, *, batch_size: int = 512,
              device: str | None = None, allow_missing: bool = False, record: bool = True,
-             progress: bool = True) -> EvalResult:
+             progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate ``version`` (and, with ``against``, its compatibility with that older version) on
     ``data``; record the figures in the registry; with ``plot``, write VAL-vs-FAR curves (PNG).
 
@@ -231,18 +232,17 @@ def evaluate(reg: Any, version: str, against: str | None = None, data: "EvalData
     versions = [new_v] + ([old_v] if old_v is not None else [])
     if data.source.n == 0:
         raise InvalidInput("none of the evaluation images exists", hint="check --data points at the image root")
-    embedded = {v.name: embed_version(reg, v.name, data.source, batch_size=batch_size, device=device,
-                                      progress=progress) for v in versions}
-    embs = {name: e.vectors for name, e in embedded.items()}
+    embedded = {v.name: embed_cached(reg, v.name, data.source, batch_size=batch_size, device=device,
+                                     progress=progress) for v in versions}
     sizes = {name: e.image_size for name, e in embedded.items()}
     mdev = device or "auto"
     notes: list[str] = []
     curves: dict | None = {} if plot is not None else None
     old = old_v.name if old_v is not None else None
     if isinstance(data, LabelledSet):
-        out = _labelled(data, embs, new_v.name, old, fars_, mdev, notes, curves)
+        out = _labelled(data, embedded, new_v.name, old, fars_, mdev, notes, curves)
     else:
-        out = _pairs(data, embs, new_v.name, old, fars_, allow_missing, notes, curves)
+        out = _pairs(data, embedded, new_v.name, old, fars_, allow_missing, notes, curves)
     per = out["per"]
     ves = tuple(VersionEval(v.name, v.dim, sizes[v.name], per[v.name]["val"], embedded[v.name].from_cache,
                             per[v.name].get("top_k"), per[v.name].get("clustering"), per[v.name].get("lfw"))

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Sequence
 
 from harmony.errors import AlreadyExists, InvalidInput, NotFound
 from harmony.gallery.items import ItemSpec, folder_items, path_items
-from harmony.operations.embedding import FileEmbedder, check_dim, embed_files
+from harmony.models.pipeline import FileEmbedder, check_dim
+from harmony.progress import ProgressFn
 
 if TYPE_CHECKING:
     from harmony.gallery.store import GalleryInfo, GalleryStore
@@ -81,7 +82,7 @@ class BuildResult:
 
 def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, codec: str = "flat", far: float = 1e-3,
                   nlist: int | None = None, batch_size: int = 256, device: str | None = None,
-                  progress: bool = False, use_gpu: bool | None = None) -> BuildResult:
+                  progress: ProgressFn | None = None, use_gpu: bool | None = None) -> BuildResult:
     """Embed every image of ``data`` (``ROOT/<identity>/<image>``) with ``version``, index it and
     register the gallery. The store is built in a temp folder and moved into place before the
     registry row commits, so a killed build leaves nothing a later build trips over."""
@@ -100,7 +101,7 @@ def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, c
         raise AlreadyExists(f"gallery '{name}' already exists", hint="choose another --name, or add items to it")
     items = folder_items(data)
     emb = FileEmbedder(reg, v.name, batch_size=batch_size, device=device)
-    vecs, ok = embed_files(emb, [it.source for it in items], batch_size, f"embedding with {v.name}" if progress else None)
+    vecs, ok = emb([it.source for it in items], progress=progress)
     embed_s = time.perf_counter() - t0
     kept = [it for it, good in zip(items, ok) if good]
     if not kept:
@@ -141,7 +142,7 @@ class AddResult:
 
 
 def add_to_gallery(reg: Registry, name: str, paths: Sequence[Path | str], *, identity: str | None = None,
-                   batch_size: int = 256, device: str | None = None, progress: bool = False) -> AddResult:
+                   batch_size: int = 256, device: str | None = None, progress: ProgressFn | None = None) -> AddResult:
     """Embed image files/folders with the gallery's serving version and add (or replace) them.
 
     During a migration the backfill picks them up: it re-embeds whatever changed behind its cursor.
@@ -151,7 +152,7 @@ def add_to_gallery(reg: Registry, name: str, paths: Sequence[Path | str], *, ide
     version = store.active_version
     check_dim(reg.get_version(version), store.dim, name)
     emb = FileEmbedder(reg, version, batch_size=batch_size, device=device)
-    vecs, ok = embed_files(emb, [it.source for it in items], batch_size, f"embedding with {version}" if progress else None)
+    vecs, ok = emb([it.source for it in items], progress=progress)
     kept = [it for it, good in zip(items, ok) if good]
     added = replaced = 0
     if kept:

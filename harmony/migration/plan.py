@@ -16,7 +16,7 @@ from harmony.gallery.catalog import open_gallery
 from harmony.migration.backfill import backfill_status
 from harmony.migration.gate import VerdictView, verdict_view
 from harmony.migration.states import active_migration
-from harmony.operations.embedding import check_dim
+from harmony.models.pipeline import check_dim
 
 if TYPE_CHECKING:
     from harmony.registry import Registry

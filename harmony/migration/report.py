@@ -74,15 +74,15 @@ def folder_pairs(reg: Registry, source: str, target: str, data: Path | str
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Both versions' embeddings of an image folder (through the evaluation embedding cache)."""
     from harmony.data.folder import scan_folder
-    from harmony.evaluation.cache import embed_cached, readable
-    from harmony.evaluation.sources import FileSource
+    from harmony.data.sources import FileSource
+    from harmony.evaluation.cache import embed_cached
 
     idx = scan_folder(data, min_images=1)
     src = FileSource.of(idx.paths)
     old = embed_cached(reg, source, src)
     new = embed_cached(reg, target, src)
-    ok = readable(old) & readable(new)
-    return old[ok], new[ok], idx.labels[ok], {"data": str(Path(data).absolute()), "candidates": len(idx),
+    ok = old.ok & new.ok
+    return old.rows(ok), new.rows(ok), idx.labels[ok], {"data": str(Path(data).absolute()), "candidates": len(idx),
                                                "sampled": False, "vectors": "embedded (evaluation cache)",
                                                "unreadable": int((~ok).sum())}
 

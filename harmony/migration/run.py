@@ -25,7 +25,7 @@ from harmony.migration.lifecycle import SwapOutcome, swap_gallery
 from harmony.migration.plan import MigrationPlan
 from harmony.migration.report import MAX_ITEMS, migration_report
 from harmony.migration.states import BACKFILLING, PLANNED, READY, SWAPPED, advance, begin, is_complete, reconcile
-from harmony.operations.embedding import FileEmbedder, embed_files
+from harmony.models.pipeline import FileEmbedder
 from harmony.progress import ProgressFn
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def run_migration(reg: Registry, plan: MigrationPlan, *, batch_size: int = 256, 
                   cursor=result.n_target + result.n_failed, counts=backfill_counts(result, embedder))
 
     def embed(version: str, sources: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return embed_files(FileEmbedder(reg, version, batch_size=batch_size, device=device), sources, batch_size)
+        return FileEmbedder(reg, version, batch_size=batch_size, device=device)(sources)
 
     report = migration_report(store, plan.source, plan.target, plan.far, reg=reg, eval_data=eval_data, embed=embed,
                               max_items=max_report_items)

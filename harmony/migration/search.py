@@ -20,7 +20,7 @@ from harmony.gallery.items import query_images
 from harmony.migration.gate import VerdictView, verdict_view
 from harmony.migration.mixed_search import load_partial, mixed_search
 from harmony.migration.states import active_migration
-from harmony.operations.embedding import FileEmbedder, check_dim, embed_files
+from harmony.models.pipeline import FileEmbedder, check_dim
 
 if TYPE_CHECKING:
     from harmony.gallery.store import Hit
@@ -66,7 +66,7 @@ def search_gallery(reg: Registry, name: str, query: Path | str, k: int = 5, vers
             raise view.refusal(name, n_old)
         mode = "mixed" if n_new else "cross"
     emb = FileEmbedder(reg, q, batch_size=batch_size, device=device)
-    vecs, ok = embed_files(emb, paths, batch_size)
+    vecs, ok = emb(paths)
     readable = tuple(p for p, good in zip(paths, ok) if good)
     if not readable:
         raise InvalidInput(f"none of the {len(paths)} query image(s) could be read", hint="check the query files")

@@ -1,4 +1,4 @@
-"""Batched embedding of uint8 images: the one path from pixels to numpy float32 vectors."""
+"""A harmony-trained Embedder behind the Encoder interface: numpy uint8 in, float32 unit rows out."""
 
 from __future__ import annotations
 
@@ -10,52 +10,45 @@ import torch.nn.functional as F
 
 from harmony.errors import InvalidInput
 from harmony.models.embedder import Embedder
+from harmony.models.encoder import encode_in_batches
+from harmony.progress import ProgressFn
 
 
 def pick_device(device: str | None = None) -> torch.device:
+    """``None``/``"auto"``: the GPU when there is one, else the CPU."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
 
 def encode_array(model: Embedder, images: np.ndarray, batch_size: int = 512, device: str | None = None,
-                 progress: str | None = None) -> np.ndarray:
+                 progress: ProgressFn | None = None) -> np.ndarray:
     """(N, H, W, 3) uint8 RGB -> (N, dim) float32 unit vectors. Images of another size are resized
-    (bilinear) to the model's input size. ``progress`` is a label for a rich progress bar."""
+    (bilinear) to the model's input size. ``progress`` gets one tick per batch."""
     if images.ndim != 4 or images.shape[-1] != 3:
         raise InvalidInput(f"expected images of shape (N, H, W, 3), got {images.shape}")
     dev = pick_device(device)
     was_training = model.training
     model.eval().to(dev)
     size = model.spec.image_size
-    out = np.empty((len(images), model.dim), np.float32)
-    steps = range(0, len(images), batch_size)
-    bar = None
-    if progress and len(images) > batch_size:
-        from rich.progress import Progress
 
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(progress, total=len(images))
+    def forward(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(dev).permute(0, 3, 1, 2)
+        if x.shape[-1] != size or x.shape[-2] != size:
+            x = F.interpolate(x.float() / 255.0, size=(size, size), mode="bilinear", align_corners=False)
+        return model(x).float().cpu().numpy()
+
     try:
         with torch.inference_mode():
-            for a in steps:
-                x = torch.from_numpy(np.ascontiguousarray(images[a : a + batch_size])).to(dev).permute(0, 3, 1, 2)
-                if x.shape[-1] != size or x.shape[-2] != size:
-                    x = F.interpolate(x.float() / 255.0, size=(size, size), mode="bilinear", align_corners=False)
-                out[a : a + len(x)] = model(x).float().cpu().numpy()
-                if bar:
-                    bar.advance(task, len(x))
+            return encode_in_batches(forward, images, batch_size, model.dim, progress=progress,
+                                     task="embedding images")
     finally:
-        if bar:
-            bar.stop()
         model.train(was_training)
-    return out
 
 
 @dataclass
 class TorchEncoder:
-    """Wraps a harmony Embedder behind the Encoder interface used by eval and galleries."""
+    """Wraps a harmony Embedder behind the Encoder interface used by eval, galleries and migrations."""
 
     model: Embedder
     batch_size: int = 512
@@ -69,8 +62,8 @@ class TorchEncoder:
     def image_size(self) -> int:
         return self.model.spec.image_size
 
-    def encode(self, images: np.ndarray, progress: str | None = None) -> np.ndarray:
-        return encode_array(self.model, images, self.batch_size, self.device, progress)
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        return encode_array(self.model, images, self.batch_size, self.device)
 
 
 def raw_pixels(images: np.ndarray) -> np.ndarray:

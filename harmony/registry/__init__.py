@@ -8,7 +8,8 @@ aliases, evaluations, compatibility verdicts, galleries and migrations.
 Modules: ``store`` (the Registry API), ``schema`` (DDL per schema version and upgrades),
 ``connection`` (short-lived connections, lock retry), ``artifacts`` (crash-safe copies, sha256),
 ``catalog`` (evaluations, compatibility), ``galleries`` (galleries, migrations),
-``maintenance`` (verify, export), ``external`` (encoders for TorchScript and dlib versions).
+``maintenance`` (verify, export), ``manifests`` (dlib's model files, checked by sha256). The
+registry runs no model: encoders for every kind of version live in ``harmony.models``.
 """
 
 from harmony.registry.records import Compat, Gallery, Migration, Version, VerifyResult

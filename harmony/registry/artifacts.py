@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from harmony.errors import IntegrityError, InvalidInput
+from harmony.errors import InvalidInput
 from harmony.io import fsync_dir
 
 TMP_PREFIX = ".tmp-"
@@ -53,30 +53,6 @@ def stage_copy(src: Path, folder: Path) -> tuple[Path, str, int]:
         Path(tmp).unlink(missing_ok=True)
         raise
     return Path(tmp), h.hexdigest(), size
-
-
-def load_torch_checkpoint(path: Path) -> dict:
-    """``torch.load(weights_only=True)`` on CPU, its failures turned into one IntegrityError.
-
-    torch's own message for a file holding other objects suggests ``weights_only=False``, which
-    would run whatever code the file carries: harmony never does that, and never says it."""
-    import pickle
-
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError, UnicodeDecodeError) as err:
-        kind = "holds objects other than tensors and plain values" if isinstance(err, pickle.UnpicklingError) \
-            else "is corrupt or not a torch checkpoint"
-        raise IntegrityError(f"checkpoint {path} {kind}; it was not loaded",
-                             hint="re-save the model as a plain state dict (torch.save(model.state_dict(), path)) "
-                                  "and register it again") from None
-    if not isinstance(obj, dict):
-        raise IntegrityError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict of tensors",
-                             hint="re-save the model as a plain state dict and register it again")
-    return obj
 
 
 def place(tmp: Path, final: Path) -> None:

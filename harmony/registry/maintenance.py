@@ -29,7 +29,7 @@ def verify_version(root: Path, v: Version) -> VerifyResult:
     if actual != v.sha256:
         return VerifyResult(v.name, "altered", str(path), f"sha256 {actual[:12]}... != recorded {v.sha256[:12]}...")
     if v.meta.get("adapter") == "dlib":  # the JSON artifact names model files outside the store
-        from harmony.registry.external import dlib_model_problems
+        from harmony.registry.manifests import dlib_model_problems
 
         problems = dlib_model_problems(path)
         if problems:

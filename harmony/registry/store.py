@@ -224,10 +224,6 @@ class Registry:
                     hint="restore the original file; a changed model must be registered under a new name")
         return path
 
-    def load_checkpoint(self, name: str) -> dict:
-        """The verified checkpoint of a version, loaded on CPU with torch's safe loader."""
-        return artifacts.load_torch_checkpoint(self.artifact_path(name, verify=True))
-
     def remove_version(self, name: str) -> None:
         """Mark a version deleted and delete its artifact; refused while anything refers to it."""
         with self._write() as con:

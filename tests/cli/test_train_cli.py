@@ -116,7 +116,7 @@ def test_harmonic_from_an_external_torchscript_version(tmp_path, micro_recipe, r
     import torch
 
     from harmony.registry import Registry
-    from harmony.registry.external import register_torchscript
+    from harmony.models.torchscript import register_torchscript
 
     class Legacy(torch.nn.Module):
         def __init__(self):

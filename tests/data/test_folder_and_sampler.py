@@ -80,3 +80,14 @@ def test_pk_sampler_errors():
         PKBatchSampler(np.repeat(np.arange(3), 4), p=5, k=2, steps=1)
     with pytest.raises(InvalidInput, match=">= 2"):
         PKBatchSampler(np.repeat(np.arange(3), 4), p=2, k=1, steps=1)
+
+
+def test_load_images_masks_and_reports_unreadable(folder):
+    from harmony.data.images import load_images
+
+    idx = scan_folder(folder, verify=False)
+    d = load_images(idx.paths, 16)
+    bad = [p for p in idx.paths if p.endswith("broken.jpg")]
+    assert d.ok.tolist() == [not p.endswith("broken.jpg") for p in idx.paths]
+    assert d.images.shape == (len(idx.paths) - len(bad), 16, 16, 3) and d.images.dtype == np.uint8
+    assert [u.path for u in d.unusable] == bad and all("cannot read image" in u.reason for u in d.unusable)

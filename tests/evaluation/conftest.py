@@ -49,9 +49,9 @@ def count_encodes(monkeypatch) -> list[int]:
     calls: list[int] = []
     original = TorchEncoder.encode
 
-    def counting(self, images, progress=None):
+    def counting(self, images):
         calls.append(len(images))
-        return original(self, images, progress)
+        return original(self, images)
 
     monkeypatch.setattr(TorchEncoder, "encode", counting)
     return calls

@@ -1,5 +1,6 @@
 """The embedding cache: hits without re-encoding, misses on any change of model or image set,
-atomic files, unreadable images as zero rows, and each version at its own input size."""
+atomic files, unreadable images masked and listed (never a zero row), and each version at its own
+input size."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from harmony.data.synthetic import SynthConfig, render_set
-from harmony.evaluation import FileSource, embed_cached, embed_version, folder_set, readable, synthetic_set
+from harmony.errors import InvalidInput
+from harmony.evaluation import FileSource, embed_cached, folder_set, synthetic_set
 from harmony.evaluation.cache import cache_path
 from harmony.models.encode import encode_array
 from tests.evaluation.conftest import write_faces
@@ -22,14 +24,14 @@ def cache_files(reg):
 def test_second_embedding_hits_the_cache(reg, add_tiny, count_encodes):
     add_tiny("v1")
     src = synthetic_set(6, 3).source
-    first = embed_cached(reg, "v1", src, progress=False)
+    first = embed_cached(reg, "v1", src).vectors
     assert sum(count_encodes) == 18 and first.shape == (18, 16) and first.dtype == np.float32
     count_encodes.clear()
-    second = embed_cached(reg, "v1", synthetic_set(6, 3).source, progress=False)  # an equal, new object
+    second = embed_cached(reg, "v1", synthetic_set(6, 3).source).vectors  # an equal, new object
     assert count_encodes == [] and np.array_equal(first, second)
     [f] = cache_files(reg)
     assert f.parts[:3] == ("cache", "embeddings", "v1")
-    assert f.name.startswith(reg.get_version("v1").sha256[:16]) and f.name.endswith("-32px.npy")
+    assert f.name.startswith(reg.get_version("v1").sha256[:16]) and f.name.endswith("-32px.npz")
 
 
 def test_cached_embeddings_equal_a_direct_encode(reg, add_tiny):
@@ -37,7 +39,7 @@ def test_cached_embeddings_equal_a_direct_encode(reg, add_tiny):
     model = add_tiny("v1")
     images, _ = render_set(7, 3, "test", SynthConfig(image_size=32, seed=0))
     direct = encode_array(model, images, batch_size=64)
-    chunked = embed_cached(reg, "v1", synthetic_set(7, 3).source, batch_size=4, progress=False)
+    chunked = embed_cached(reg, "v1", synthetic_set(7, 3).source, batch_size=4).vectors
     np.testing.assert_allclose(chunked, direct, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(chunked, axis=1), 1.0, atol=1e-5)
 
@@ -46,9 +48,9 @@ def test_cached_embeddings_equal_a_direct_encode(reg, add_tiny):
 def test_a_different_image_set_misses(reg, add_tiny, count_encodes, other):
     add_tiny("v1")
     base = dict(n_identities=6, per_identity=3, seed=0, size=None)
-    embed_cached(reg, "v1", synthetic_set(**base).source, progress=False)
+    embed_cached(reg, "v1", synthetic_set(**base).source)
     count_encodes.clear()
-    emb = embed_cached(reg, "v1", synthetic_set(**(base | other)).source, progress=False)
+    emb = embed_cached(reg, "v1", synthetic_set(**(base | other)).source).vectors
     assert sum(count_encodes) == len(emb) > 0
     assert len(cache_files(reg)) == 2
 
@@ -57,8 +59,8 @@ def test_another_version_never_reads_this_versions_cache(reg, add_tiny, count_en
     add_tiny("v1", seed=0)
     add_tiny("v2", seed=1)
     src = synthetic_set(6, 3).source
-    a = embed_cached(reg, "v1", src, progress=False)
-    b = embed_cached(reg, "v2", src, progress=False)
+    a = embed_cached(reg, "v1", src).vectors
+    b = embed_cached(reg, "v2", src).vectors
     assert sum(count_encodes) == 36 and not np.allclose(a, b)
     v = reg.get_version("v1")
     assert cache_path(reg.root, "v1", v.sha256, src, 32) != cache_path(reg.root, "v1", "0" * 64, src, 32)
@@ -69,16 +71,16 @@ def test_folder_key_follows_file_content(tmp_path, reg, add_tiny, count_encodes)
     paths = write_faces(root, 4, 3)
     add_tiny("v1")
     first = folder_set(root)
-    embed_cached(reg, "v1", first.source, progress=False)
+    embed_cached(reg, "v1", first.source)
     assert folder_set(root).source.key == first.source.key  # a rescan of an unchanged folder: same key
     count_encodes.clear()
-    embed_cached(reg, "v1", folder_set(root).source, progress=False)
+    embed_cached(reg, "v1", folder_set(root).source)
     assert count_encodes == []
 
     st = os.stat(paths[0])
     os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: may have changed
     assert folder_set(root).source.key != first.source.key
-    embed_cached(reg, "v1", folder_set(root).source, progress=False)
+    embed_cached(reg, "v1", folder_set(root).source)
     assert sum(count_encodes) == 12
     write_faces(tmp_path / "more", 1, 2)
     touched = folder_set(root).source.key
@@ -87,19 +89,24 @@ def test_folder_key_follows_file_content(tmp_path, reg, add_tiny, count_encodes)
     assert len(grown.labels) == 14 and grown.source.key != touched
 
 
-def test_unreadable_file_is_a_zero_row(tmp_path, reg, add_tiny):
+def test_unreadable_file_is_masked_and_listed(tmp_path, reg, add_tiny):
     root = tmp_path / "faces"
     paths = write_faces(root, 3, 3)
     paths[4].write_bytes(b"not an image")
     add_tiny("v1")
     src = folder_set(root).source
-    emb = embed_cached(reg, "v1", src, progress=False)
-    ok = readable(emb)
+    emb = embed_cached(reg, "v1", src)
+    ok = emb.ok
     assert ok.tolist() == [i != 4 for i in range(9)]
-    assert not emb[4].any()
-    np.testing.assert_allclose(np.linalg.norm(emb[ok], axis=1), 1.0, atol=1e-5)
-    again = embed_cached(reg, "v1", src, progress=False)  # from the cache: still marked
-    assert readable(again).tolist() == ok.tolist()
+    assert len(emb.vectors) == 8  # no row at all stands in for the unreadable file (never a zero row)
+    [bad] = emb.unusable
+    assert bad.path == src.paths[4] and "cannot read image" in bad.reason
+    np.testing.assert_allclose(np.linalg.norm(emb.rows(ok), axis=1), 1.0, atol=1e-5)
+    with pytest.raises(InvalidInput, match="unusable"):
+        emb.rows(np.array([4]))
+    again = embed_cached(reg, "v1", src)  # from the cache: still marked
+    assert again.from_cache and again.ok.tolist() == ok.tolist() and again.unusable == emb.unusable
+    np.testing.assert_array_equal(again.vectors, emb.vectors)
 
 
 def test_wrong_shaped_cache_file_is_recomputed_atomically(reg, add_tiny, count_encodes):
@@ -107,9 +114,9 @@ def test_wrong_shaped_cache_file_is_recomputed_atomically(reg, add_tiny, count_e
     src = synthetic_set(6, 3).source
     path = cache_path(reg.root, "v1", reg.get_version("v1").sha256, src, 32)
     path.parent.mkdir(parents=True)
-    np.save(path, np.zeros((5, 16), np.float32))
-    emb = embed_cached(reg, "v1", src, progress=False)
-    assert sum(count_encodes) == 18 and np.load(path).shape == (18, 16) and readable(emb).all()
+    np.savez(path, vectors=np.zeros((5, 16), np.float32), ok=np.ones(5, bool))
+    emb = embed_cached(reg, "v1", src)
+    assert sum(count_encodes) == 18 and np.load(path)["vectors"].shape == (18, 16) and emb.ok.all()
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
 
 
@@ -120,16 +127,17 @@ def test_each_version_loads_at_its_own_size(tmp_path, reg, add_tiny):
     add_tiny("small", image_size=32, spec_meta=True)
     big = add_tiny("big", seed=1, image_size=40, spec_meta=True)
     src = folder_set(root).source
-    small_run = embed_version(reg, "small", src, progress=False)
-    big_run = embed_version(reg, "big", src, progress=False)
+    small_run = embed_cached(reg, "small", src)
+    big_run = embed_cached(reg, "big", src)
     assert (small_run.image_size, big_run.image_size) == (32, 40) and not big_run.from_cache
     emb = big_run.vectors
-    assert {f.name.split("-")[-1] for f in cache_files(reg)} == {"32px.npy", "40px.npy"}
+    assert {f.name.split("-")[-1] for f in cache_files(reg)} == {"32px.npz", "40px.npz"}
 
     from harmony.data.images import load_images
 
-    images, ok = load_images(list(src.paths), 40)
-    assert ok.all()
+    decoded = load_images(list(src.paths), 40)
+    images, ok = decoded.images, decoded.ok
+    assert ok.all() and decoded.unusable == ()
     np.testing.assert_allclose(emb, encode_array(big, images), atol=1e-5)
 
     loads = []
@@ -138,5 +146,5 @@ def test_each_version_loads_at_its_own_size(tmp_path, reg, add_tiny):
         loads.append(1)
         raise AssertionError("a cache hit must not load the model")
 
-    again = embed_version(reg, "big", FileSource.of(src.paths), progress=False, encoder_factory=factory)
+    again = embed_cached(reg, "big", FileSource.of(src.paths), encoder_factory=factory)
     assert loads == [] and again.from_cache and np.array_equal(again.vectors, emb)

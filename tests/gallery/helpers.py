@@ -1,4 +1,4 @@
-"""Shared fixtures for the operations and gallery/migrate CLI tests: a registry of tiny untrained
+"""Shared fixtures for the gallery, migration and their CLI tests: a registry of tiny untrained
 versions (no training: a seeded 2-stage CNN, 16-D, 32 px) and folders of synthetic faces."""
 
 from __future__ import annotations
@@ -123,8 +123,9 @@ def direct_vectors(reg, version: str, paths) -> np.ndarray:
     from PIL import Image
 
     from harmony.models.embedder import embedder_from_checkpoint
+    from harmony.models.loading import load_checkpoint
 
-    model = embedder_from_checkpoint(reg.load_checkpoint(version))
+    model = embedder_from_checkpoint(load_checkpoint(reg, version))
     size = model.spec.image_size
     imgs = []
     for p in paths:

@@ -1,4 +1,4 @@
-"""Galleries through the operations layer: build, add, remove, search (direct, cross, refused)."""
+"""Galleries through the library (harmony.gallery.catalog, harmony.migration): build, add, remove, search (direct, cross, refused)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harmony.errors import IntegrityError, InvalidInput
-from harmony.registry.artifacts import load_torch_checkpoint
+from harmony.models.loading import load_torch_checkpoint
 
 
 class Boom:

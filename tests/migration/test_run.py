@@ -1,4 +1,4 @@
-"""Migrations through the operations layer: plan, partial backfill + mixed search (compared with a
+"""Migrations through the library (harmony.gallery.catalog, harmony.migration): plan, partial backfill + mixed search (compared with a
 brute-force search over each item's newest vector), report, swap, rollback, gc, refusals."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from harmony.errors import AlreadyExists, IntegrityError, InUse, InvalidInput, NotFound
+from harmony.models.loading import load_checkpoint
 from harmony.registry import Registry
 from harmony.migration.gate import verdict_view
 from harmony.migration.states import begin
@@ -101,7 +102,7 @@ def test_aliases_and_lineage(reg, add):
 
 def test_tampered_artifact_refused(reg, add):
     v = add("v1", seed=1)
-    assert torch.equal(reg.load_checkpoint("v1")["state_dict"]["embed.weight"],
+    assert torch.equal(load_checkpoint(reg, "v1")["state_dict"]["embed.weight"],
                        torch.randn(8, 4, generator=torch.Generator().manual_seed(1)))
     path = reg.root / v.artifact
     data = bytearray(path.read_bytes())
@@ -110,7 +111,7 @@ def test_tampered_artifact_refused(reg, add):
     with pytest.raises(IntegrityError, match=str(path)):
         reg.artifact_path("v1")
     with pytest.raises(IntegrityError, match="altered"):
-        reg.load_checkpoint("v1")
+        load_checkpoint(reg, "v1")
     assert reg.artifact_path("v1", verify=False) == path
     assert [(r.name, r.status) for r in reg.verify()] == [("v1", "altered")]
     path.unlink()

@@ -1,7 +1,8 @@
-"""Image sources for evaluation: where pixels come from, and a stable key for what they are.
+"""Image sources: where pixels come from (files, renders, arrays), and a stable key for what they are.
 
-An evaluation set is fixed before any model sees it; each version then loads it at its own input
-size (two versions may differ), in chunks, so a large folder is never held in memory at once.
+The read step of the embedding pipeline (``harmony.models.pipeline``). An evaluation set is fixed
+before any model sees it; each version then loads it at its own input size (two versions may
+differ), in chunks, so a large folder is never held in memory at once.
 Every source has a ``key``: a sha256 over what determines its pixels, so the embedding cache can
 tell one image set from another without decoding anything:
 
@@ -23,18 +24,20 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from harmony.data.images import DecodedImages, load_images
 from harmony.errors import InvalidInput
 
 
 class ImageSource(Protocol):
-    """``n`` images in a fixed order; ``load(start, stop, size)`` returns the readable ones of
-    ``[start, stop)`` as ``(m_ok, size, size, 3)`` uint8 and an ``ok`` mask ``(stop - start,)``."""
+    """``n`` images in a fixed order; ``load(start, stop, size)`` returns the usable ones of
+    ``[start, stop)`` as ``(m_ok, size, size, 3)`` uint8, an ``ok`` mask ``(stop - start,)`` and
+    the unusable ones with their reasons (a :class:`DecodedImages`)."""
 
     n: int
     key: str
     size: int | None  # the size its pixels exist at (renders, arrays); None: load at any size
 
-    def load(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def load(self, start: int, stop: int, size: int) -> DecodedImages: ...
 
 
 def _sha(*parts: object) -> str:
@@ -96,13 +99,13 @@ class SyntheticSource:
         px = f"{s}px" if s else "native-px"
         return f"synthetic:{self.split}:seed{self.seed}:{self.n_identities}x{self.per_identity}:{px}"
 
-    def load(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, start: int, stop: int, size: int) -> DecodedImages:
         from harmony.data.synthetic import SynthConfig, render
 
         i = np.arange(start, stop)
         images = render(i // self.per_identity, i % self.per_identity, self.split,
                         SynthConfig(image_size=self.size or size, seed=self.seed))
-        return images, np.ones(len(i), bool)
+        return DecodedImages.all_ok(images)
 
 
 @dataclass(frozen=True)
@@ -135,10 +138,8 @@ class FileSource:
         """Files decode at any size: each version loads them at its own input size."""
         return None
 
-    def load(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        from harmony.data.images import load_images
-
-        return load_images(list(self.paths[start:stop]), size)
+    def load(self, start: int, stop: int, size: int) -> DecodedImages:
+        return load_images(self.paths[start:stop], size)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,5 +167,5 @@ class ArraySource:
     def size(self) -> int:
         return int(self.images.shape[1])
 
-    def load(self, start: int, stop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.images[start:stop], np.ones(stop - start, bool)
+    def load(self, start: int, stop: int, size: int) -> DecodedImages:
+        return DecodedImages.all_ok(self.images[start:stop])

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from harmony.errors import IntegrityError, InvalidInput
-from harmony.registry.external import (
-    DlibEncoder, TorchScriptEncoder, dlib_model_problems, load_external_encoder, register_dlib,
-    register_torchscript,
-)
+from harmony.models.dlib_model import DlibEncoder, register_dlib
+from harmony.models.loading import load_external_encoder
+from harmony.models.torchscript import TorchScriptEncoder, register_torchscript
+from harmony.registry.manifests import dlib_model_problems
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 
@@ -132,7 +132,7 @@ def test_dlib_detect_matches_dlib_pipeline(reg):
     _require_dlib()
     import dlib
 
-    from harmony.registry.external import dlib_model_files
+    from harmony.registry.manifests import dlib_model_files
 
     img = _portrait()
     files = dlib_model_files()

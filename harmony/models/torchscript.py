@@ -1,0 +1,82 @@
+"""External versions from TorchScript files: a model harmony did not train, as an Encoder.
+
+The user's TorchScript file is the artifact (copied, sha256 recorded); meta holds image_size,
+mean, std. encode = PIL bilinear resize, (x/255 - mean)/std, module, L2 norm. Registering runs
+the module once to learn its dim, then stores it through ``reg.add_version``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from harmony.errors import InvalidInput
+from harmony.models.encoder import check_images, encode_in_batches, resize
+
+if TYPE_CHECKING:
+    from harmony.registry.records import Version
+    from harmony.registry.store import Registry
+
+
+class TorchScriptEncoder:
+    """A torch.jit module mapping (n, 3, s, s) float images to (n, dim) embeddings."""
+
+    def __init__(self, path: Path, *, image_size: int, mean: Sequence[float], std: Sequence[float],
+                 dim: int, batch_size: int = 64, device: str = "cpu"):
+        import torch
+
+        try:
+            with warnings.catch_warnings():  # TorchScript is deprecated in torch 2.13 but is what users have
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(path), map_location=device).eval()
+        except (RuntimeError, ValueError) as err:
+            raise InvalidInput(f"{path} is not a TorchScript file: {str(err).splitlines()[0]}",
+                               hint="save the model with torch.jit.script(model).save(path)") from None
+        self.dim, self.image_size, self.batch_size, self.device = int(dim), int(image_size), batch_size, device
+        self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255.0)
+        x = ((x - self.mean) / self.std).to(self.device)
+        with torch.no_grad():
+            out = self.module(x)
+        if not isinstance(out, torch.Tensor) or out.ndim != 2:
+            raise InvalidInput(f"TorchScript module returned {type(out).__name__} "
+                               f"{tuple(out.shape) if isinstance(out, torch.Tensor) else ''}, expected (n, dim)",
+                               hint="export a module whose forward returns one (n, dim) tensor")
+        return out.detach().float().cpu().numpy()
+
+    def encode(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        imgs = [resize(img, self.image_size) for img in check_images(images)]
+        return encode_in_batches(self._forward, imgs, self.batch_size, self.dim)
+
+
+def probe_dim(path: Path, image_size: int) -> int:
+    """Run a TorchScript file once on a blank image to learn (and check) its embedding dim."""
+    enc = TorchScriptEncoder(path, image_size=image_size, mean=(0, 0, 0), std=(1, 1, 1), dim=0)
+    return int(enc._forward(np.zeros((1, image_size, image_size, 3), np.uint8)).shape[1])
+
+
+def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_size: int,
+                         mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
+                         dim: int | None = None, parent: str | None = None, command: str | None = None) -> "Version":
+    """Register a TorchScript embedding model as external version ``name``."""
+    file = Path(file)
+    if not file.is_file():
+        raise InvalidInput(f"TorchScript file {file} does not exist", hint="pass --file PATH")
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std) or image_size <= 0:
+        raise InvalidInput("need 3 mean values, 3 positive std values and a positive image size",
+                           hint="e.g. --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --image-size 112")
+    measured = probe_dim(file, image_size)
+    if dim is not None and dim != measured:
+        raise InvalidInput(f"--dim {dim} but the module returns {measured}-D embeddings", hint=f"use --dim {measured}")
+    meta = {"adapter": "torchscript", "image_size": int(image_size),
+            "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+    return reg.add_version(name, kind="external", artifact=file, backbone=f"torchscript:{file.name}", dim=measured,
+                           parent=parent, meta=meta, command=command)
