@@ -152,7 +152,7 @@ def quiet_lightning(quiet: bool) -> None:
     from rich.logging import RichHandler
 
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+                        handlers=[RichHandler(console=err_console, show_path=False, show_time=False)], force=True)
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning",
                   "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
                   "faiss.loader"):

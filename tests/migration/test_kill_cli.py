@@ -63,7 +63,7 @@ def test_kill_9_mid_backfill_then_rerun_equals_uninterrupted(env):
     for root in (env.root, ref_root):
         r = runner.invoke(app, [*CMD, "--registry", str(root), "--json"])
         assert r.exit_code == 0, f"seed {seed}: {r.output}"
-        out = json.loads(r.output)
+        out = json.loads(r.stdout)
         assert out["migration"]["state"] == "ready" and out["backfill"]["complete"]
     mig = env.reg.migrations("G")[-1]
     assert (mig.state, mig.cursor, mig.counts["target_vectors"], mig.counts["failed"]) == ("ready", 80, 80, 0)

@@ -43,12 +43,12 @@ def test_every_command_has_an_example():
 
 def test_list_show_lineage(filled):
     assert "v2" in run(filled, "list").output and "prod" in run(filled, "list").output
-    assert [v["name"] for v in json.loads(run(filled, "list", "--json").output)] == ["v1", "v2"]
-    shown = json.loads(run(filled, "show", "prod", "--json").output)
+    assert [v["name"] for v in json.loads(run(filled, "list", "--json").stdout)] == ["v1", "v2"]
+    shown = json.loads(run(filled, "show", "prod", "--json").stdout)
     assert shown["name"] == "v2" and shown["aliases"] == ["prod"]
     assert shown["evaluations"][0]["metrics"] == {"val@1e-3": 0.84}
     assert "synthetic-test" in run(filled, "show", "v2").output
-    assert [v["name"] for v in json.loads(run(filled, "lineage", "v2", "--json").output)] == ["v2", "v1"]
+    assert [v["name"] for v in json.loads(run(filled, "lineage", "v2", "--json").stdout)] == ["v2", "v1"]
     assert "lineage of v2" in run(filled, "lineage", "v2").output
 
 
@@ -58,7 +58,7 @@ def test_errors_are_one_line_with_exit_2(filled):
 
 
 def test_compat(filled):
-    rows = json.loads(run(filled, "compat", "v2", "v1", "--json").output)
+    rows = json.loads(run(filled, "compat", "v2", "v1", "--json").stdout)
     assert rows[0]["table"]["new_old"] == 0.91 and rows[0]["compatible"] is True
     assert "compatible" in run(filled, "compat", "prod", "v1").output
     assert "no compatibility measured" in run(filled, "compat", "v1", "v2").output
@@ -66,14 +66,14 @@ def test_compat(filled):
 
 def test_alias_commands(filled):
     assert "stable -> v1" in run(filled, "alias", "set", "stable", "v1").output
-    assert json.loads(run(filled, "alias", "list", "--json").output) == {"prod": "v2", "stable": "v1"}
+    assert json.loads(run(filled, "alias", "list", "--json").stdout) == {"prod": "v2", "stable": "v1"}
     run(filled, "alias", "rm", "stable")
     assert "stable" not in run(filled, "alias", "list").output
     run(filled, "alias", "rm", "stable", code=2)
 
 
 def test_verify_and_rm(filled, add):
-    assert {r["status"] for r in json.loads(run(filled, "verify", "--json").output)} == {"ok"}
+    assert {r["status"] for r in json.loads(run(filled, "verify", "--json").stdout)} == {"ok"}
     add("v3")
     run(filled, "rm", "v1", code=2)  # parent of v2
     assert "removed version v3" in run(filled, "rm", "v3").output
@@ -81,7 +81,7 @@ def test_verify_and_rm(filled, add):
     (filled.root / v1.artifact).write_bytes(b"tampered")
     result = run(filled, "verify", code=1)
     assert "altered" in result.output
-    assert json.loads(run(filled, "verify", "v2", "--json").output)[0]["status"] == "ok"
+    assert json.loads(run(filled, "verify", "v2", "--json").stdout)[0]["status"] == "ok"
 
 
 def test_export(filled, tmp_path):
@@ -93,7 +93,7 @@ def test_export(filled, tmp_path):
 
 
 def test_sql(filled):
-    rows = json.loads(run(filled, "sql", "SELECT name, dim FROM versions ORDER BY name", "--json").output)
+    rows = json.loads(run(filled, "sql", "SELECT name, dim FROM versions ORDER BY name", "--json").stdout)
     assert rows == [{"name": "v1", "dim": 128}, {"name": "v2", "dim": 128}]
     assert "v1" in run(filled, "sql", "SELECT name FROM versions").output
     assert "query failed" in run(filled, "sql", "DROP TABLE versions", code=2).output
@@ -122,4 +122,4 @@ def test_add_external_dlib(reg):
         pytest.skip("dlib not installed (pip install 'harmony[dlib]')")
     run(reg, "add-external", "dlib-v1", "--adapter", "dlib", "--mode", "detect")
     assert reg.get_version("dlib-v1").meta == {"adapter": "dlib", "mode": "detect", "image_size": 150}
-    assert json.loads(run(reg, "verify", "--json").output)[0]["status"] == "ok"
+    assert json.loads(run(reg, "verify", "--json").stdout)[0]["status"] == "ok"
