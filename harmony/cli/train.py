@@ -64,6 +64,7 @@ def harmonic(
 
     Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2
     """
+    from harmony.cli.tables import harmonic_tables
     from harmony.recipe import load_recipe
     from harmony.training.harmonic import train_harmonic
 
@@ -71,9 +72,8 @@ def harmonic(
     r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
     res = train_harmonic(r, name, old, init, registry_root(registry), progress=not quiet,
                          require_compatible=require_compatible)
-    console.print(res.extra["report_table"])
-    if res.extra.get("baselines_table") is not None:
-        console.print(res.extra["baselines_table"])
+    for t in harmonic_tables(res.extra["compat"], res.extra["baselines_compat"], res.extra["eval_set"]):
+        console.print(t)
     verdict = res.extra["compatible"]
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "
                   + ("[green]yes[/]" if all(verdict.values()) else

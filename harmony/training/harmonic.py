@@ -171,7 +171,6 @@ def compat_reports(old_encoder, new_model: Embedder, init_model: Embedder | None
 
 def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, registry_root=None, progress: bool = True,
                    require_compatible: bool = False) -> TrainResult:
-    from harmony.evaluation.run import compat_cells
     from harmony.models.loading import load_embedder, load_encoder
     from harmony.registry import Registry
 
@@ -194,16 +193,10 @@ def train_harmonic(recipe: Recipe, name: str, old: str, init: str | None, regist
     reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
     if not require_compatible or all(verdict.values()):
         for r in rep.rows:
-            reg.record_compatibility(name, old_v.name, key, r.far, compat_cells(r), r.compatible)
+            reg.record_compatibility(name, old_v.name, key, r.far, r.cells(), r.compatible)
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
-            reg.record_compatibility(init, old_v.name, key, r.far, compat_cells(r), r.compatible)
-    table = rep.to_rich_table()
-    table.title = f"{name} vs {old_v.name} on held-out identities ({key})"
-    base_table = None
-    if base is not None:
-        base_table = base.to_rich_table()
-        base_table.title = f"baseline: independently trained {init} vs {old_v.name}"
-    extra = {"report": rep.as_dict(), "report_table": table, "baselines": base.as_dict() if base else None,
-             "baselines_table": base_table, "compatible": verdict}
+            reg.record_compatibility(init, old_v.name, key, r.far, r.cells(), r.compatible)
+    extra = {"report": rep.as_dict(), "compat": rep, "baselines": base.as_dict() if base else None,
+             "baselines_compat": base, "eval_set": key, "compatible": verdict}
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run_dir), extra)
