@@ -7,7 +7,7 @@ migration report and a PNG of the VAL vs FAR curves.
 
 The library tells the story without drawing it: ``say`` receives plain strings, :class:`Heading`
 for each step and the measured records (:class:`HarmonicReports`, :class:`MigrationReport`) as
-they come; ``harmony.cli.demo`` renders them (rich tables on screen, plain text in demo.log).
+they come; ``harmony.cli.demo`` renders them (tables on screen, plain text in demo.log).
 Progress goes through ``harmony.progress`` ticks.
 """
 

@@ -7,7 +7,7 @@
 Modules: ``sources`` (where pixels come from, with a content key), ``datasets`` (labelled sets and
 pair lists, the CLI's data options), ``cache`` (embeddings per version sha256 and image set,
 atomic .npy files under ``<registry>/cache/embeddings/``), ``run`` (the figures, the plot, the
-registry records), ``results`` (records), ``tables`` (rich rendering).
+registry records), ``results`` (records; the CLI draws their tables, harmony.cli.tables).
 Tests: tests/evaluation/.
 """
 
