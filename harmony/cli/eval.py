@@ -60,6 +60,7 @@ def eval_command(
     """
     import json
 
+    from harmony.cli.progress import rich_progress
     from harmony.evaluation import evaluate, resolve_data
     from harmony.metrics.fars import DEFAULT_FARS, check_fars
 
@@ -67,8 +68,9 @@ def eval_command(
     eval_data = resolve_data(data=data, synthetic=synthetic, per_identity=per_identity, size=size, seed=seed,
                              lfw_pairs=lfw_pairs, pairs_csv=pairs_csv)
     reg = open_registry(registry)
-    result = evaluate(reg, version, against, eval_data, fars=fars, plot=plot,
-                      batch_size=batch_size, device=device, allow_missing=allow_missing)
+    with rich_progress(not as_json) as progress:
+        result = evaluate(reg, version, against, eval_data, fars=fars, plot=plot, batch_size=batch_size,
+                          device=device, allow_missing=allow_missing, progress=progress)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=1, allow_nan=False, default=str))
         return

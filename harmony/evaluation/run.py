@@ -35,6 +35,7 @@ from harmony.metrics.clustering import MAX_N, cluster_report
 from harmony.metrics.compat import CompatReport, CompatRow
 from harmony.metrics.fars import DEFAULT_FARS, check_fars
 from harmony.metrics.val_at_far import DEFAULT_CURVE_FARS
+from harmony.progress import ProgressFn
 
 if TYPE_CHECKING:
     from harmony.data.datamodule import LabelledImages
@@ -180,13 +181,14 @@ def _pairs(data: PairsSet, embs: dict[str, np.ndarray], new: str, old: str | Non
 def evaluate(reg: Registry, version: str, against: str | None = None, data: "EvalData | LabelledImages | None" = None,
              fars: Sequence[float] = DEFAULT_FARS, plot: str | Path | None = None, *, batch_size: int = 512,
              device: str | None = None, allow_missing: bool = False, record: bool = True,
-             progress: bool = True) -> EvalResult:
+             progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate ``version`` (and, with ``against``, its compatibility with that older version) on
     ``data``; record the figures in the registry; with ``plot``, write VAL-vs-FAR curves (PNG).
 
     ``device``: for the encoders and the pair scans (None: the GPU when there is one).
     ``allow_missing``: score a pair list without the pairs whose images are missing or unreadable
     (otherwise they are an error that lists them).
+    ``progress``: passed on to the embedding step (``harmony.progress``; None: silent).
     """
     if data is None:
         raise InvalidInput("no evaluation data given", hint="pass --synthetic N, --data DIR or a pair list")
