@@ -58,7 +58,7 @@ def run(quick: bool = True, out: Path | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="harmony-bench-demo-") as tmp:
         folder = Path(out) if out else Path(tmp)
         t0 = time.time()
-        res = run_demo(folder, say=lambda _: None, progress=False).as_dict()
+        res = run_demo(folder, say=lambda _: None, progress=None).as_dict()
         wall = time.time() - t0
         atomic_write_bytes(PLOT, Path(res["plot"]).read_bytes())
         res["plot"] = str(PLOT.relative_to(PLOT.parents[2]))

@@ -8,7 +8,7 @@ def test_demo_story_runs_on_micro_recipes(tmp_path, micro_demo_recipes):
     from harmony.registry import Registry
 
     said = []
-    res = run_demo(tmp_path / "out", say=said.append, progress=False, recipes=micro_demo_recipes,
+    res = run_demo(tmp_path / "out", say=said.append, progress=None, recipes=micro_demo_recipes,
                    gallery_identities=6, per_identity=4, eval_identities=20)
     reg = Registry.open(tmp_path / "out" / "registry")
     assert {v.name for v in reg.list_versions()} == {"v1", "v2-base", "v2"}

@@ -10,11 +10,14 @@ import logging
 import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Collection, Iterable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Collection, Iterable, Optional, Sequence, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from harmony.registry import Registry
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,7 +46,7 @@ def registry_root(path: Optional[Path]) -> Path:
     return Path(env) if env else Path("registry")
 
 
-def open_registry(registry: Optional[Path]) -> Any:
+def open_registry(registry: Optional[Path]) -> "Registry":
     """The Registry at the resolved root (duckdb is imported here, not at CLI import)."""
     from harmony.registry import Registry
 

@@ -8,11 +8,18 @@ whether v2 is compatible with v1, i.e. VAL(v2->v1) >= VAL(v1,v1) at each ``--far
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from harmony.cli.common import DeviceOpt, JsonOpt, RegistryOpt, console, handle_errors, open_registry
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from harmony.evaluation.results import EvalResult
+
+MAX_LISTED = 20  # missing/unreadable files shown before "... and N more (see --json)"
 
 
 @handle_errors
@@ -55,16 +62,51 @@ def eval_command(
 
     from harmony.cli.progress import rich_progress
     from harmony.evaluation import evaluate, resolve_data
-    from harmony.evaluation.tables import render
+    from harmony.metrics.fars import DEFAULT_FARS, check_fars
 
+    fars = check_fars(far, "--far") if far else DEFAULT_FARS
     eval_data = resolve_data(data=data, synthetic=synthetic, per_identity=per_identity, size=size, seed=seed,
                              lfw_pairs=lfw_pairs, pairs_csv=pairs_csv)
     reg = open_registry(registry)
-    with rich_progress() as progress:
-        result = evaluate(reg, version, against, eval_data, fars=tuple(far) if far else (1e-2, 1e-3), plot=plot,
-                          batch_size=batch_size, device=device, allow_missing=allow_missing, progress=progress)
+    with rich_progress(not as_json) as progress:
+        result = evaluate(reg, version, against, eval_data, fars=fars, plot=plot, batch_size=batch_size,
+                          device=device, allow_missing=allow_missing, progress=progress)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=1, allow_nan=False, default=str))
         return
-    for part in render(result):
+    for part in renderables(result):
         console.print(part, soft_wrap=isinstance(part, str))  # paths stay whole, copy-pasteable
+
+
+def renderables(r: "EvalResult") -> list["RenderableType"]:
+    """Every table that applies to the result, then the notes and lists of skipped files."""
+    from harmony.cli.tables import (clustering_table, compat_table, leave_one_out_table, lfw_table,
+                                    split_identification_table, val_table, verdict_line)
+
+    ids = f", {r.n_identities} identities" if r.n_identities is not None else f", {r.n_pairs} pairs"
+    out: list = [f"[bold]data:[/] {r.dataset} ({r.n_images} images{ids})", val_table(r)]
+    if r.kind == "pairs":
+        out.append(lfw_table(r))
+    if any(v.top_k for v in r.versions):
+        out.append(leave_one_out_table(r))
+    if any(v.clustering is not None for v in r.versions):
+        out.append(clustering_table(r))
+    if r.compat is not None:
+        out += [compat_table(r.compat), verdict_line(r.compat)]
+    if r.identification is not None:
+        out.append(split_identification_table(r.identification))
+    skipped = "their pairs skipped" if r.kind == "pairs" else "skipped"
+    for title, items in (("missing", r.missing), ("unreadable", r.unreadable)):
+        if items:
+            shown = "\n".join(f"  {p}" for p in items[:MAX_LISTED])
+            more = f"\n  ... and {len(items) - MAX_LISTED} more (see --json)" if len(items) > MAX_LISTED else ""
+            out.append(f"[yellow]{len(items)} {title} image(s), {skipped}:[/]\n{shown}{more}")
+    out.append("[dim]embeddings: " + ", ".join(
+        f"{v.name} {'from the cache' if v.from_cache else 'computed and cached'}" for v in r.versions) + "[/]")
+    for note in r.notes:
+        out.append(f"[dim]note: {note}[/]")
+    if r.plot is not None:
+        out.append(f"plot written to [bold]{r.plot}[/]")
+    if r.evaluation_ids:
+        out.append(f"[dim]recorded as evaluation(s) {', '.join(map(str, r.evaluation_ids))} in the registry[/]")
+    return out

@@ -32,22 +32,6 @@ def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]
     return t
 
 
-def compat_tables(res: TrainResult, old: str, init: str | None) -> list[Any]:
-    """The harmonic run's 2x2 tables: v2 vs v1, and the independent init model vs v1."""
-    from harmony.metrics.tables import compat_table
-
-    tables = []
-    if res.report is not None:
-        t = compat_table(res.report)
-        t.title = f"{res.name} vs {old} on held-out identities ({res.eval_set})"
-        tables.append(t)
-    if res.baselines is not None:
-        t = compat_table(res.baselines)
-        t.title = f"baseline: independently trained {init} vs {old}"
-        tables.append(t)
-    return tables
-
-
 def _announce_resume(reg: Registry, name: str, resume: Optional[bool]) -> None:
     from harmony.training.runs import unfinished_run
 
@@ -106,6 +90,7 @@ def harmonic(
     Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2
     """
     from harmony.cli.progress import rich_progress
+    from harmony.cli.tables import harmonic_tables
     from harmony.recipe import load_recipe
     from harmony.training.harmonic import train_harmonic
 
@@ -116,7 +101,7 @@ def harmonic(
     with rich_progress(not quiet) as progress:
         res = train_harmonic(reg, r, name, old, init, require_compatible=require_compatible, resume=resume,
                              progress=progress)
-    for t in compat_tables(res, old, init):
+    for t in harmonic_tables(res.report, res.baselines, res.eval_set):
         console.print(t)
     verdict = res.compatible
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "

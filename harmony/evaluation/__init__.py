@@ -6,8 +6,8 @@
 
 Modules: ``datasets`` (labelled sets and pair lists over ``harmony.data.sources``, the CLI's data
 options), ``cache`` (the embedding pipeline's output per version sha256 and image set, atomic .npz
-files with an explicit ``ok`` mask under ``<registry>/cache/embeddings/``), ``run`` (the figures, the plot, the
-registry records), ``results`` (records), ``tables`` (rich rendering).
+files with an explicit ``ok`` mask under ``<registry>/cache/embeddings/``), ``run`` (the figures, the
+plot, the registry records), ``results`` (records; the CLI draws their tables, harmony.cli.tables).
 Tests: tests/evaluation/.
 """
 

@@ -74,10 +74,10 @@ class EvalResult:
     ``versions[1]`` the ``--against`` version (the old one) when given.
 
     ``compat``: the 2x2 VAL table with a verdict per FAR ("is new compatible with old":
-    VAL(new->old) >= VAL(old,old)); over a pair list its ``n_identities`` is 0 (pairs carry no
-    identities). ``identification``: labelled sets only, gallery = first image per identity
-    embedded by old, probes = the rest by new. ``cross_lfw``: pair lists only, the LFW protocol on
-    D(new(a), old(b)).
+    VAL(new->old) >= VAL(old,old)); over a pair list its ``n_identities`` is None (pairs carry no
+    identities) and its ``n_pairs`` counts the listed pairs. ``identification``: labelled sets
+    only, gallery = first image per identity embedded by old, probes = the rest by new.
+    ``cross_lfw``: pair lists only, the LFW protocol on D(new(a), old(b)).
     """
 
     dataset: str
@@ -102,12 +102,7 @@ class EvalResult:
         return None if self.compat is None else self.compat.compatible
 
     def as_dict(self) -> dict[str, Any]:
-        compat = None
-        if self.compat is not None:
-            compat = self.compat.as_dict()
-            if self.kind == "pairs":
-                compat["n_identities"] = None
-                compat["n_pairs"] = self.n_pairs
+        compat = None if self.compat is None else self.compat.as_dict()
         return json_safe({
             "dataset": self.dataset, "kind": self.kind, "data_key": self.data_key, "fars": list(self.fars),
             "n_images": self.n_images, "n_identities": self.n_identities, "n_pairs": self.n_pairs,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 
+from harmony.distances import paired_sq_l2
 from harmony.errors import Incompatible, InvalidInput
 from harmony.data.sources import ArraySource, FileSource
 from harmony.evaluation.cache import Embedded, embed_cached, is_labelled_images
@@ -32,28 +33,16 @@ from harmony.metrics import (MetricsWarning, compatibility_report, identificatio
                              plot_val_far, val_at_far, val_far_curve)
 from harmony.metrics.clustering import MAX_N, cluster_report
 from harmony.metrics.compat import CompatReport, CompatRow
+from harmony.metrics.fars import DEFAULT_FARS, check_fars
 from harmony.metrics.val_at_far import DEFAULT_CURVE_FARS
 from harmony.progress import ProgressFn
 
 if TYPE_CHECKING:
     from harmony.data.datamodule import LabelledImages
+    from harmony.registry import Registry
 
 CLUSTER_FAR = 1e-3
 KS = (1, 5)
-
-
-def check_fars(fars: Sequence[float]) -> tuple[float, ...]:
-    """FAR targets in (0, 1], duplicates dropped, order kept."""
-    out: list[float] = []
-    for f in fars:
-        f = float(f)
-        if not 0.0 < f <= 1.0:  # also NaN
-            raise InvalidInput(f"--far {f:g} is outside (0, 1]", hint="use e.g. --far 1e-2 --far 1e-3")
-        if f not in out:
-            out.append(f)
-    if not out:
-        raise InvalidInput("no FAR target given", hint="use e.g. --far 1e-3")
-    return tuple(out)
 
 
 def as_eval_data(data: "EvalData | LabelledImages") -> EvalData:
@@ -75,11 +64,6 @@ def caveats(notes: list[str]) -> Iterator[None]:
                 notes.append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def pair_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Row-wise squared L2 of unit vectors, ``max(2 - 2 x.y, 0)`` in float32 (as in harmony.metrics)."""
-    return np.maximum(2.0 - 2.0 * np.einsum("ij,ij->i", x, y, dtype=np.float32), 0.0).astype(np.float32)
 
 
 def _listing(items: Sequence[str], n: int = 3) -> str:
@@ -169,7 +153,7 @@ def _pairs(data: PairsSet, embs: dict[str, Embedded], new: str, old: str | None,
     a, b, same, folds = a[usable], b[usable], data.same[usable], data.folds[usable]
     per: dict[str, dict[str, Any]] = {}
     for name, e in embs.items():
-        d = pair_distances(e.rows(a), e.rows(b))
+        d = paired_sq_l2(e.rows(a), e.rows(b))
         res = _lfw_all(d, same, folds, fars)
         per[name] = {"val": tuple(r.val for r in res), "lfw": res[0]}
         if curves is not None:
@@ -178,12 +162,13 @@ def _pairs(data: PairsSet, embs: dict[str, Embedded], new: str, old: str | None,
     out: dict[str, Any] = {"per": per, "n_images": int(used.size), "n_identities": None, "n_pairs": int(same.size),
                            "unreadable": tuple(unreadable), "compat": None, "identification": None, "cross_lfw": None}
     if old is not None:
-        d_no = pair_distances(embs[new].rows(a), embs[old].rows(b))
-        d_on = pair_distances(embs[old].rows(a), embs[new].rows(b))
+        d_no = paired_sq_l2(embs[new].rows(a), embs[old].rows(b))
+        d_on = paired_sq_l2(embs[old].rows(a), embs[new].rows(b))
         no, on = _lfw_all(d_no, same, folds, fars), _lfw_all(d_on, same, folds, fars)
         rows = tuple(CompatRow(far=f, old_old=per[old]["val"][i], new_new=per[new]["val"][i], new_old=no[i].val,
                                old_new=on[i].val) for i, f in enumerate(fars))
-        out["compat"] = CompatReport(old_name=old, new_name=new, n_images=int(used.size), n_identities=0, rows=rows)
+        out["compat"] = CompatReport(old_name=old, new_name=new, n_images=int(used.size), n_identities=None,
+                                     rows=rows, n_pairs=int(same.size))
         out["cross_lfw"] = no[0]
         if curves is not None:
             curves[f"{new}->{old}"] = _pair_curve(d_no, same, folds)
@@ -193,15 +178,8 @@ def _pairs(data: PairsSet, embs: dict[str, Embedded], new: str, old: str | None,
 
 # -- entry point -----------------------------------------------------------------------------------
 
-def compat_cells(row: CompatRow) -> dict[str, Any]:
-    """A CompatRow as the registry's compatibility table (old_old, new_new, new_old, old_new + detail)."""
-    detail = {k: v for k, v in row.as_dict().items() if k not in ("far", "compatible")}
-    return {"old_old": row.old_old.val, "new_new": row.new_new.val, "new_old": row.new_old.val,
-            "old_new": row.old_new.val, **detail}
-
-
-def evaluate(reg: Any, version: str, against: str | None = None, data: "EvalData | LabelledImages | None" = None,
-             fars: Sequence[float] = (1e-2, 1e-3), plot: str | Path | None = None, *, batch_size: int = 512,
+def evaluate(reg: Registry, version: str, against: str | None = None, data: "EvalData | LabelledImages | None" = None,
+             fars: Sequence[float] = DEFAULT_FARS, plot: str | Path | None = None, *, batch_size: int = 512,
              device: str | None = None, allow_missing: bool = False, record: bool = True,
              progress: ProgressFn | None = None) -> EvalResult:
     """Evaluate ``version`` (and, with ``against``, its compatibility with that older version) on
@@ -210,6 +188,7 @@ def evaluate(reg: Any, version: str, against: str | None = None, data: "EvalData
     ``device``: for the encoders and the pair scans (None: the GPU when there is one).
     ``allow_missing``: score a pair list without the pairs whose images are missing or unreadable
     (otherwise they are an error that lists them).
+    ``progress``: passed on to the embedding step (``harmony.progress``; None: silent).
     """
     if data is None:
         raise InvalidInput("no evaluation data given", hint="pass --synthetic N, --data DIR or a pair list")
@@ -263,7 +242,7 @@ def evaluate(reg: Any, version: str, against: str | None = None, data: "EvalData
     return result
 
 
-def _record(reg: Any, r: EvalResult) -> EvalResult:
+def _record(reg: Registry, r: EvalResult) -> EvalResult:
     """One evaluation row per version, one cross row and one compatibility row per FAR with --against."""
     from dataclasses import replace
 
@@ -277,5 +256,5 @@ def _record(reg: Any, r: EvalResult) -> EvalResult:
                                                           "identification": d["identification"],
                                                           "cross_lfw": d["cross_lfw"]} | common, against=old))
         for row in r.compat.rows:
-            reg.record_compatibility(new, old, r.dataset, row.far, compat_cells(row), row.compatible)
+            reg.record_compatibility(new, old, r.dataset, row.far, row.cells(), row.compatible)
     return replace(r, evaluation_ids=tuple(ids))

@@ -1,4 +1,5 @@
-"""Metric-learning losses. Miners pick triplets without gradients; losses consume them.
+"""Metric-learning losses. Miners pick triplets without gradients; losses consume them; distances
+are squared L2 from :mod:`harmony.distances`.
 
 - ``triplet_loss``: FaceNet's triplet loss, semihard / hard / batch-all mining, squared L2.
 - ``harmonic_triplet_loss``: the FaceNet appendix's harmonic loss over mixed v1/v2 embeddings,
@@ -7,10 +8,8 @@
 """
 
 from harmony.losses.bct import bct_influence_loss
-from harmony.losses.distances import pairwise_sq_l2
 from harmony.losses.harmonic import harmonic_triplet_loss, prototype_pull
 from harmony.losses.miners import MINING, mine
 from harmony.losses.triplet import triplet_loss
 
-__all__ = ["MINING", "bct_influence_loss", "harmonic_triplet_loss", "mine", "pairwise_sq_l2", "prototype_pull",
-           "triplet_loss"]
+__all__ = ["MINING", "bct_influence_loss", "harmonic_triplet_loss", "mine", "prototype_pull", "triplet_loss"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harmony.losses.distances import pairwise_sq_l2
+from harmony.distances import pairwise_sq_l2
 from harmony.losses.miners import MINING, mine, pair_table
 
 

@@ -32,6 +32,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from harmony.distances import sq_l2_from_dots
+
 MAX_KEPT = 1 << 24  # most different-pair distances kept in smallest mode (64 MiB of float32)
 N_BINS = 1 << 19  # float32 >= 0 shifted right by 12: every finite value lands below 2**19
 _BIN_SHIFT = 12
@@ -101,7 +103,7 @@ def full_fp32() -> Iterator[None]:
 
 
 def dot_bound(tau: float) -> float:
-    """A dot-product bound: every float32 g with max(2 - 2g, 0) < tau has g > dot_bound(tau).
+    """A dot-product bound: every float32 g with sq_l2_from_dots(g) < tau has g > dot_bound(tau).
 
     2 - 2g rounds once (2g is exact), by at most 2**-23 near 2; the 1e-6 margin absorbs that
     and the rounding of the bound itself to float32.
@@ -151,13 +153,13 @@ class _Tiles:
         return out.numpy() if self.cpu else out
 
     def distances(self, i0: int, i1: int, j0: int, j1: int) -> Any:
-        """D = max(2 - 2 P_i G_j^T, 0) in float32, formed in place on the matmul output."""
-        g = self.dots(i0, i1, j0, j1)
-        if self.cpu:
-            np.multiply(g, -2.0, out=g)
-            np.add(g, 2.0, out=g)
-            return np.maximum(g, 0.0, out=g)
-        return g.mul_(-2.0).add_(2.0).clamp_(min=0.0)
+        """D = max(2 - 2 P_i G_j^T, 0) in float32, formed in place on the matmul output.
+
+        The tile keeps its own matmul (reused buffer, dot-product pre-filter in ``scan_smallest``)
+        but turns dots into distances by harmony.distances' one rule, so t* is the same number
+        every other distance in harmony would give.
+        """
+        return sq_l2_from_dots(self.dots(i0, i1, j0, j1), inplace=True)
 
     def same(self, i0: int, i1: int, j0: int, j1: int) -> Any:
         """(rows, cols) bool mask: same identity."""
@@ -201,8 +203,7 @@ def scan_smallest(tiles: _Tiles, m: int) -> Window:
             w = j1 - j0
             r = idx // w
             c = idx - r * w
-            v = 2.0 - 2.0 * flat[idx]  # one rounding, as in _Tiles.distances
-            v[v < 0.0] = 0.0
+            v = sq_l2_from_dots(flat[idx], inplace=True)  # a gathered copy: the tile buffer stays dots
             keep = v < tau
             if valid is not None:
                 keep &= (c > r) if tiles.triangle else (c != r)

@@ -21,13 +21,14 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 from harmony.metrics._checks import as_embeddings, as_labels
+from harmony.metrics.fars import DEFAULT_FARS, check_fars
 from harmony.metrics.identification import knn_accuracy
 from harmony.metrics.val_at_far import ValAtFar, val_at_far
 
 
 @dataclass(frozen=True)
 class CompatRow:
-    """The 2x2 table at one FAR target, with the verdict."""
+    """The 2x2 table at one FAR target: each cell a full ValAtFar (VAL, t*, pair counts), and the verdict."""
 
     far: float
     old_old: ValAtFar
@@ -41,6 +42,7 @@ class CompatRow:
         return self.new_old.val >= self.old_old.val
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON (``harmony eval --json``, the evaluations table): VALs, t* (None = accept all), pair counts."""
         return {"far": self.far, "compatible": self.compatible,
                 "val_old_old": self.old_old.val, "val_new_new": self.new_new.val,
                 "val_new_old": self.new_old.val, "val_old_new": self.old_new.val,
@@ -52,16 +54,40 @@ class CompatRow:
                 "n_same_pairs": self.old_old.n_same, "n_diff_pairs": self.old_old.n_diff,
                 "n_same_pairs_cross": self.new_old.n_same, "n_diff_pairs_cross": self.new_old.n_diff}
 
+    def cells(self) -> dict[str, Any]:
+        """The registry's compatibility row (``Registry.record_compatibility``'s ``table``): the four
+        VALs under the registry's cell names (old_old, new_new, new_old, old_new), the rest of
+        :meth:`as_dict` as detail."""
+        detail = {k: v for k, v in self.as_dict().items() if k not in ("far", "compatible")}
+        return {"old_old": self.old_old.val, "new_new": self.new_new.val, "new_old": self.new_old.val,
+                "old_new": self.old_new.val, **detail}
+
+    def as_migration_dict(self) -> dict[str, Any]:
+        """The same row as a migration reads it: before = VAL(old,old), cross = VAL(new->old) (the
+        mixed search while the backfill runs), after = VAL(new,new)."""
+        return {"far": self.far, "before": self.old_old.val, "cross": self.new_old.val, "after": self.new_new.val,
+                "compatible_here": self.compatible, "zero_false_accepts": self.old_old.zero_false_accepts,
+                "threshold_before": self.old_old.as_dict()["threshold"],
+                "threshold_cross": self.new_old.as_dict()["threshold"],
+                "threshold_after": self.new_new.as_dict()["threshold"], "n_same_pairs": self.old_old.n_same,
+                "n_diff_pairs": self.old_old.n_diff}
+
 
 @dataclass(frozen=True)
 class CompatReport:
-    """Compatibility of ``new_name`` with ``old_name`` at each FAR measured."""
+    """Compatibility of ``new_name`` with ``old_name`` at each FAR measured: the one compatibility
+    record (evaluation, harmonic training and the migration report all build this one).
+
+    Over a labelled set ``n_identities`` counts its identities and ``n_pairs`` is None; over a
+    pair list (LFW) ``n_identities`` is None and ``n_pairs`` counts the listed pairs.
+    """
 
     old_name: str
     new_name: str
     n_images: int
-    n_identities: int
+    n_identities: int | None
     rows: tuple[CompatRow, ...]
+    n_pairs: int | None = None
 
     @property
     def compatible(self) -> dict[float, bool]:
@@ -76,13 +102,14 @@ class CompatReport:
                            hint="re-run the report with that FAR in fars")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"old": self.old_name, "new": self.new_name, "n_images": self.n_images,
-                "n_identities": self.n_identities, "rows": [r.as_dict() for r in self.rows]}
+        """JSON for ``--json`` and the registry's evaluations table (rows: :meth:`CompatRow.as_dict`)."""
+        d = {"old": self.old_name, "new": self.new_name, "n_images": self.n_images,
+             "n_identities": self.n_identities, "rows": [r.as_dict() for r in self.rows]}
+        return d | ({"n_pairs": self.n_pairs} if self.n_pairs is not None else {})
 
-    def to_rich_table(self):
-        from harmony.metrics.tables import compat_table
-
-        return compat_table(self)
+    def verification(self) -> list[dict[str, Any]]:
+        """The migration report's ``verification`` list (rows: :meth:`CompatRow.as_migration_dict`)."""
+        return [r.as_migration_dict() for r in self.rows]
 
 
 def _two_versions(old_emb: Any, new_emb: Any, labels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,12 +121,12 @@ def _two_versions(old_emb: Any, new_emb: Any, labels: Any) -> tuple[np.ndarray, 
     return old, new, as_labels(labels, old.shape[0], "labels")
 
 
-def compatibility_report(old_emb: Any, new_emb: Any, labels: Any, fars: Sequence[float] = (1e-2, 1e-3),
+def compatibility_report(old_emb: Any, new_emb: Any, labels: Any, fars: Sequence[float] = DEFAULT_FARS,
                          old_name: str = "v1", new_name: str = "v2", *, block_size: int = 4096,
                          device: str | None = None) -> CompatReport:
     """The 2x2 VAL@FAR table and BCT verdict per FAR, over one image set embedded by both."""
     old, new, lab = _two_versions(old_emb, new_emb, labels)
-    fars_ = [float(f) for f in fars]
+    fars_ = list(check_fars(fars, unique=False))
     kw = dict(block_size=block_size, device=device)
     oo = val_at_far(old, lab, fars_, **kw)
     nn = val_at_far(new, lab, fars_, **kw)
@@ -146,11 +173,6 @@ class IdentificationReport:
                 "n_probes": self.n_probes, "ks": list(self.ks), "compatible": self.compatible,
                 "rows": [{"probe": r.probe_version, "gallery": r.gallery_version,
                           "accuracy": {str(k): v for k, v in r.accuracy.items()}} for r in self.rows]}
-
-    def to_rich_table(self):
-        from harmony.metrics.tables import identification_table
-
-        return identification_table(self)
 
 
 def split_gallery(labels: np.ndarray, gallery_per_identity: int) -> np.ndarray:

@@ -4,7 +4,7 @@ A probe is a hit at k when fewer than k wrong-identity gallery items lie at a di
 nearest right-identity item. Ties go against the probe (a wrong item at the same distance as
 the right one counts as closer), so the figure never depends on an arbitrary tie-break.
 Probes whose identity has no gallery item count as misses (closed-set accuracy over all probes).
-Distances: ``max(2 - 2 a.b, 0)`` in float32, as everywhere in harmony.metrics.
+Distances: ``harmony.distances.sq_l2_from_dots`` (``max(2 - 2 a.b, 0)`` in float32), as everywhere.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from harmony.distances import sq_l2_from_dots
 from harmony.errors import InvalidInput
 from harmony.metrics._blocked import full_fp32
 from harmony.metrics._checks import as_embeddings, as_labels, label_codes, warn_if_not_unit
@@ -42,10 +43,7 @@ def wrong_closer_counts(probe: np.ndarray, probe_codes: np.ndarray, gallery: np.
     with torch.inference_mode(), full_fp32():
         for i0 in range(0, n_p, rows):
             i1 = min(n_p, i0 + rows)
-            d = (torch.from_numpy(probe[i0:i1]) @ G).numpy()
-            np.multiply(d, -2.0, out=d)
-            np.add(d, 2.0, out=d)
-            np.maximum(d, 0.0, out=d)
+            d = sq_l2_from_dots((torch.from_numpy(probe[i0:i1]) @ G).numpy(), inplace=True)
             if exclude_self:
                 d[np.arange(i1 - i0), np.arange(i0, i1)] = np.inf
             right = probe_codes[i0:i1, None] == gallery_codes[None, :]

@@ -10,7 +10,7 @@ accepts: ``t*`` is the smallest different-pair distance.
 ``k`` is computed from the decimal the float prints as (``repr``), so ``f = 0.29`` with
 ``n_diff = 100`` gives ``k = 29`` as written, not 28 from the binary rounding of 0.29.
 
-Distances are squared L2 for unit vectors, computed as ``max(2 - 2 a.b, 0)`` in float32.
+Distances are squared L2 for unit vectors, ``max(2 - 2 a.b, 0)`` in float32 (harmony.distances).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 from harmony.metrics import _blocked
+from harmony.metrics.fars import check_fars
 from harmony.metrics._checks import (MetricsWarning, as_embeddings, as_labels, label_codes,
                                      resolve_device, warn_if_not_unit)
 
@@ -92,14 +93,10 @@ def _val_at_far_from_pairs(same_d: np.ndarray, diff_d: np.ndarray, fars: Sequenc
 
 
 def _as_fars(far: float | Sequence[float]) -> tuple[list[float], bool]:
+    """(targets in input order, duplicates kept, checked by harmony.metrics.fars; was it a scalar)."""
     scalar = np.ndim(far) == 0
     fars = [float(f) for f in (np.asarray([far]) if scalar else np.asarray(far).reshape(-1))]
-    if not fars:
-        raise InvalidInput("no FAR target given", hint="pass far=1e-3 or a list such as [1e-2, 1e-3]")
-    bad = [f for f in fars if not 0.0 < f <= 1.0]  # also rejects NaN
-    if bad:
-        raise InvalidInput(f"FAR target(s) {bad} outside (0, 1]", hint="use e.g. far=1e-3")
-    return fars, scalar
+    return list(check_fars(fars, unique=False)), scalar
 
 
 def _pair_counts(codes: np.ndarray, cross: bool) -> tuple[int, int]:

@@ -98,12 +98,7 @@ def build_report(old: np.ndarray, new: np.ndarray, labels: np.ndarray, source: s
         with warnings.catch_warnings():  # zero-false-accept figures are flagged in the report itself
             warnings.simplefilter("ignore", MetricsWarning)
             rep = compatibility_report(old, new, labels, fars, old_name=source, new_name=target)
-        out["verification"] = [
-            {"far": r.far, "before": r.old_old.val, "cross": r.new_old.val, "after": r.new_new.val,
-             "compatible_here": r.compatible, "zero_false_accepts": r.old_old.zero_false_accepts,
-             "threshold_before": r.old_old.as_dict()["threshold"], "threshold_cross": r.new_old.as_dict()["threshold"],
-             "threshold_after": r.new_new.as_dict()["threshold"], "n_same_pairs": r.old_old.n_same,
-             "n_diff_pairs": r.old_old.n_diff} for r in rep.rows]
+        out["verification"] = rep.verification()
     except InvalidInput as e:
         out["verification_error"] = e.message
     try:

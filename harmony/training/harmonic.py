@@ -188,7 +188,6 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
 
     The compatibility rows (v2 vs v1, and the init model vs v1 as the baseline) are recorded
     unless ``require_compatible`` and some FAR fails. ``resume`` as in ``train_base``."""
-    from harmony.evaluation.run import compat_cells
     from harmony.models.loading import load_embedder, load_encoder
 
     refuse_existing(reg, name)
@@ -209,10 +208,10 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
     if not require_compatible or all(verdict.values()):
         for r in rep.rows:
-            reg.record_compatibility(name, old_v.name, key, r.far, compat_cells(r), r.compatible)
+            reg.record_compatibility(name, old_v.name, key, r.far, r.cells(), r.compatible)
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
-            reg.record_compatibility(init, old_v.name, key, r.far, compat_cells(r), r.compatible)
+            reg.record_compatibility(init, old_v.name, key, r.far, r.cells(), r.compatible)
     finish_run(run)
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
                        baselines=base, compatible=verdict)

@@ -34,7 +34,7 @@ def brute_top1(probe, probe_labels, gallery, gallery_labels):
 @pytest.mark.filterwarnings("ignore::harmony.metrics.MetricsWarning")
 def test_labelled_set_figures_and_records(reg, add_tiny):
     m1, m2 = add_tiny("v1", seed=0), add_tiny("v2", seed=1)
-    res = evaluate(reg, "v2", "v1", synthetic_set(8, 3), fars=FARS)
+    res = evaluate(reg, "v2", "v1", synthetic_set(8, 3), fars=FARS, progress=None)
 
     images, labels = render_set(8, 3, "test", SynthConfig(image_size=32, seed=0))
     e1, e2 = encode_array(m1, images), encode_array(m2, images)
@@ -72,7 +72,7 @@ def test_labelled_set_figures_and_records(reg, add_tiny):
 def test_a_copy_of_a_version_is_compatible_with_it(reg, add_tiny):
     add_tiny("v1", seed=3)
     add_tiny("v1-copy", seed=3)
-    res = evaluate(reg, "v1-copy", "v1", synthetic_set(8, 3), fars=FARS)
+    res = evaluate(reg, "v1-copy", "v1", synthetic_set(8, 3), fars=FARS, progress=None)
     assert all(res.compatible.values())
     for row in res.compat.rows:
         assert row.new_old.val == pytest.approx(row.old_old.val, abs=1e-9)
@@ -84,7 +84,7 @@ def test_labelled_images_without_against_and_a_plot(tmp_path, reg, add_tiny):
     images, labels = render_set(6, 3, "test", SynthConfig(image_size=32, seed=5))
     data = LabelledImages(images, labels, "synthetic:test:seed5:6x3:32px")
     png = tmp_path / "out" / "curves.png"
-    res = evaluate(reg, "v1", data=data, fars=(0.05,), plot=png)
+    res = evaluate(reg, "v1", data=data, fars=(0.05,), plot=png, progress=None)
     assert res.compat is None and res.identification is None and res.dataset == data.key
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [e["version"] for e in reg.evaluations()] == ["v1"]
@@ -96,7 +96,7 @@ def test_unreadable_files_are_listed_and_skipped(tmp_path, reg, add_tiny):
     paths = write_faces(root, 4, 3)
     paths[1].write_bytes(b"\x89PNG broken")
     add_tiny("v1")
-    res = evaluate(reg, "v1", data=folder_set(root), fars=FARS)
+    res = evaluate(reg, "v1", data=folder_set(root), fars=FARS, progress=None)
     assert res.unreadable == (str(paths[1].absolute()),)
     assert res.n_images == 11 and res.n_identities == 4
 
@@ -121,8 +121,9 @@ def lfw_fixture(tmp_path: Path, missing: bool = False) -> tuple[Path, Path]:
 def test_lfw_pairs_match_a_direct_computation(tmp_path, reg, add_tiny):
     m1, m2 = add_tiny("v1", seed=0), add_tiny("v2", seed=1)
     root, pairs = lfw_fixture(tmp_path)
-    res = evaluate(reg, "v2", "v1", lfw_pairs_set(pairs, root), fars=FARS)
+    res = evaluate(reg, "v2", "v1", lfw_pairs_set(pairs, root), fars=FARS, progress=None)
     assert res.kind == "pairs" and res.n_pairs == 20 and res.n_identities is None
+    assert res.compat.n_pairs == 20 and res.compat.n_identities is None  # the record says what it counted
 
     from harmony.metrics import read_lfw_pairs
 
@@ -151,9 +152,9 @@ def test_missing_pair_images_refused_unless_allowed(tmp_path, reg, add_tiny):
     gone = str((root / "person00" / "person00_0007.jpg").absolute())  # listed under the first extension tried
     assert data.missing == (gone,)
     with pytest.raises(InvalidInput, match="person00_0007"):
-        evaluate(reg, "v1", data=data)
+        evaluate(reg, "v1", data=data, progress=None)
     assert reg.evaluations() == []
-    res = evaluate(reg, "v1", data=data, fars=FARS, allow_missing=True)
+    res = evaluate(reg, "v1", data=data, fars=FARS, allow_missing=True, progress=None)
     assert res.missing == (gone,) and res.n_pairs == 19
     assert any("1 of 20 pairs skipped" in n for n in res.notes)
 
@@ -163,15 +164,15 @@ def test_typed_errors(reg, add_tiny):
     add_tiny("wide", dim=32)
     data = synthetic_set(4, 2)
     with pytest.raises(NotFound):
-        evaluate(reg, "nope", data=data)
+        evaluate(reg, "nope", data=data, progress=None)
     with pytest.raises(NotFound):
-        evaluate(reg, "v1", "nope", data=data)
+        evaluate(reg, "v1", "nope", data=data, progress=None)
     with pytest.raises(Incompatible, match="16-D.*32-D"):
-        evaluate(reg, "v1", "wide", data=data)
+        evaluate(reg, "v1", "wide", data=data, progress=None)
     with pytest.raises(InvalidInput, match="both 'v1'"):
-        evaluate(reg, "v1", "v1", data=data)
+        evaluate(reg, "v1", "v1", data=data, progress=None)
     with pytest.raises(InvalidInput, match="outside"):
-        evaluate(reg, "v1", data=data, fars=(0.0,))
+        evaluate(reg, "v1", data=data, fars=(0.0,), progress=None)
     with pytest.raises(InvalidInput, match="2 identities"):
         synthetic_set(1, 4)
     assert reg.evaluations() == []

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from harmony.losses import harmonic_triplet_loss, pairwise_sq_l2, triplet_loss
+from harmony.distances import pairwise_sq_l2
+from harmony.losses import harmonic_triplet_loss, triplet_loss
 from harmony.losses.triplet import mined_triplet_loss
 
 
