@@ -73,16 +73,10 @@ def _register(reg, name: str, model, tmp: Path) -> None:
 
 
 def _write_faces(root: Path, n_identities: int, per_identity: int) -> int:
-    from PIL import Image
+    from harmony.data.synthetic_folder import write_synthetic_faces
 
-    from harmony.data.synthetic import SynthConfig, render_set
-
-    images, labels = render_set(n_identities, per_identity, "test", SynthConfig(image_size=SIZE))
-    for i, (img, lab) in enumerate(zip(images, labels)):
-        d = root / f"id{int(lab):05d}"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(d / f"{i % per_identity:03d}.png")
-    return len(images)
+    write_synthetic_faces(root, n_identities, per_identity, size=SIZE)
+    return n_identities * per_identity
 
 
 def _measure_verdicts(reg) -> dict:

@@ -31,7 +31,7 @@ def _batch(p: int, k: int):
 
 
 def _worker(impl: str, p: int, k: int) -> dict:
-    import torch
+    import torch  # noqa: F401  (first, so its OpenMP pool is the one faiss joins)
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from memory import peak_rss_mb, rss_mb

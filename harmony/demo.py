@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-import numpy as np
 
 from harmony.errors import Incompatible, NotFound
 from harmony.io import atomic_write_json
@@ -90,28 +89,12 @@ def recipe_path(name: str, recipes: Path = RECIPES) -> Path:
     return p
 
 
-def write_faces(root: Path, identities: int | list[int], first_image: int, per_identity: int, size: int) -> Path:
-    """Held-out (test-split) identities as an image folder, so gallery items have real sources."""
-    from PIL import Image
-
-    from harmony.data.synthetic import SynthConfig, render
-
-    who = np.arange(identities) if isinstance(identities, int) else np.asarray(identities)
-    ids = np.repeat(who, per_identity)
-    ims = np.tile(np.arange(first_image, first_image + per_identity), len(who))
-    images = render(ids, ims, "test", SynthConfig(image_size=size))
-    for img, i, j in zip(images, ids, ims):
-        d = root / f"person{i:04d}"
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img).save(d / f"{j:02d}.png")
-    return root
-
-
 def run_demo(out: Path, say: Callable[[Said], None] = log_said, progress: ProgressFn | None = None,
              recipes: Path = RECIPES, gallery_identities: int = 200, per_identity: int = 4,
              max_epochs: int | None = None, eval_identities: int = 300) -> DemoResult:
     """Run every step; ``say`` receives the story (plain strings, headings, records) as it unfolds;
     ``progress`` gets one tick per step and is passed on to training, embedding and the backfill."""
+    from harmony.data.synthetic_folder import write_synthetic_faces
     from harmony.evaluation.cache import embed_cached
     from harmony.evaluation.datasets import synthetic_set
     from harmony.metrics import plot_val_far, val_far_curve
@@ -160,11 +143,12 @@ def run_demo(out: Path, say: Callable[[Said], None] = log_said, progress: Progre
 
     t = step(4, "build gallery 'prod' with v1 from held-out faces")
     size = reg.get_version("v1").meta["spec"]["image_size"]
-    faces = write_faces(out / "data" / "gallery", gallery_identities, 0, per_identity, size)
+    faces = write_synthetic_faces(out / "data" / "gallery", gallery_identities, per_identity, size=size)
     # unseen images of gallery identities, spread so some are backfilled early and some late
-    queries = write_faces(out / "data" / "queries", sorted({0, gallery_identities // 3, gallery_identities // 2,
-                                                            gallery_identities - 2, gallery_identities - 1}),
-                          per_identity, 1, size)
+    queries = write_synthetic_faces(out / "data" / "queries", sorted({0, gallery_identities // 3,
+                                                                     gallery_identities // 2, gallery_identities - 2,
+                                                                     gallery_identities - 1}),
+                                    1, size=size, first_image=per_identity)
     b = build_gallery(reg, "prod", "v1", faces, far=1e-3, progress=progress)
     res.timings["build gallery"] = time.time() - t
     say(f"gallery prod: {b.n_items} items of {b.n_identities} identities, embedded with v1 in {b.embed_s:.1f} s")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -11,19 +11,6 @@ from harmony.cli.common import console, handle_errors, table
 
 app = typer.Typer(help="Synthetic faces and image folders.\n\n"
                   "Example: harmony data synth --identities 20 --out data/synth", no_args_is_help=True)
-
-
-def _save_image(path: Path, rgb: Any, fmt: str) -> None:
-    """Encode an (h, w, 3) uint8 image as png or jpg (quality 92) and write it atomically."""
-    import io
-
-    from PIL import Image
-
-    from harmony.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG" if fmt == "png" else "JPEG", quality=92)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 @app.command("synth")
@@ -44,33 +31,37 @@ def synth(
     """
     import time
 
-    import numpy as np
 
+    from harmony.cli.progress import rich_progress
     from harmony.data.synthetic import SynthConfig, render_set
+    from harmony.data.synthetic_folder import FORMATS, write_synthetic_faces
     from harmony.errors import InvalidInput
 
     if out is None and preview is None:
         raise InvalidInput("nothing to do", hint="pass --out DIR and/or --preview FILE.png")
-    if fmt not in ("png", "jpg"):
+    if fmt not in FORMATS:
         raise InvalidInput(f"--format {fmt!r} is not supported", hint="use png or jpg")
-    cfg = SynthConfig(image_size=size, seed=seed)
     t0 = time.time()
-    images, labels = render_set(identities, per_identity, split, cfg)
-    dt = time.time() - t0
     if out is not None:
-        from rich.progress import track
-
-        for i in track(range(len(images)), description="writing", console=console, transient=True):
-            _save_image(out / f"id{labels[i]:05d}" / f"{i % per_identity:04d}.{fmt}", images[i], fmt)
-        console.print(f"wrote {len(images)} images of {identities} identities to [bold]{out}[/]")
+        with rich_progress() as progress:
+            write_synthetic_faces(out, identities, per_identity, split=split, size=size, seed=seed, fmt=fmt,
+                                  progress=progress)
+        console.print(f"wrote {identities * per_identity} images of {identities} identities to [bold]{out}[/]")
+    dt = time.time() - t0
     if preview is not None:
+        from harmony.data.synthetic_folder import encode_image
+        from harmony.io import atomic_write_bytes
+
         rows = min(identities, 8)
+        images, _ = render_set(rows, per_identity, split, SynthConfig(image_size=size, seed=seed))
         cols = min(per_identity, 8)
         grid = images[: rows * per_identity].reshape(rows, per_identity, size, size, 3)[:, :cols]
         sheet = grid.transpose(0, 2, 1, 3, 4).reshape(rows * size, cols * size, 3)
-        _save_image(preview, np.ascontiguousarray(sheet), "png")
+        atomic_write_bytes(preview, encode_image(sheet, "png"))
         console.print(f"contact sheet ({rows} identities x {cols} images) saved to [bold]{preview}[/]")
-    console.print(f"rendered {len(images)} images in {dt:.2f} s ({len(images) / max(dt, 1e-9):,.0f} images/s)")
+    if out is not None:
+        n = identities * per_identity
+        console.print(f"rendered and wrote {n} images in {dt:.2f} s ({n / max(dt, 1e-9):,.0f} images/s)")
 
 
 @app.command("scan")

@@ -11,7 +11,6 @@ from harmony.cli.common import QuietOpt, RegistryOpt, console, handle_errors, op
 
 if TYPE_CHECKING:
     from harmony.registry import Registry
-    from harmony.training.runner import TrainResult
 
 app = typer.Typer(help="Train embedding models and register them as versions.\n\n"
                   "Example: harmony train base --recipe recipes/base-tiny.yaml --name v1", no_args_is_help=True)

@@ -35,7 +35,7 @@ def attacks(reg, tmp_path) -> list[str]:
         "CREATE TABLE evil (a INT)",
         "DELETE FROM versions",
         "UPDATE versions SET sha256 = 'x'",
-        f"ATTACH ':memory:' AS m; CREATE TABLE m.t AS SELECT 1",
+        "ATTACH ':memory:' AS m; CREATE TABLE m.t AS SELECT 1",
     ]
 
 

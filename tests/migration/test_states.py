@@ -3,7 +3,6 @@ transitions written out by hand from DESIGN section 6, through the real registry
 
 from __future__ import annotations
 
-import itertools
 
 import pytest
 
