@@ -20,6 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from harmony.distances import sq_l2_from_dots
 from harmony.errors import IntegrityError, InvalidInput, NotFound
 from harmony.io import atomic_writer
 
@@ -249,7 +250,7 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, nprobe: int | Non
 def ip_to_sqdist(S: np.ndarray, I: np.ndarray) -> np.ndarray:
     """Inner products of unit vectors -> squared L2 (2 - 2 ip, clipped at 0); inf where I == -1."""
     found = I >= 0
-    D = np.maximum(2.0 - 2.0 * np.where(found, S, 1.0).astype(np.float32), 0.0).astype(np.float32)
+    D = sq_l2_from_dots(np.where(found, S, 1.0).astype(np.float32))
     D[~found] = np.inf
     return D
 

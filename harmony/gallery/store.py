@@ -16,7 +16,6 @@ sees one consistent generation, and a crash at any point leaves the previous one
 from __future__ import annotations
 
 import logging
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,23 +25,33 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from harmony.errors import AlreadyExists, Busy, InUse, IntegrityError, InvalidInput, NotFound
+from harmony.errors import (
+    AlreadyExists,
+    Busy,
+    IntegrityError,
+    InUse,
+    InvalidInput,
+    NotFound,
+)
 from harmony.gallery import index as fx
 from harmony.gallery.table import ItemTable
-from harmony.io import atomic_write_bytes, atomic_write_json, file_lock, fsync_dir, is_temp_name, read_json
+from harmony.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_lock,
+    fsync_dir,
+    is_temp_name,
+    read_json,
+)
+from harmony.registry.records import check_name
 
 log = logging.getLogger(__name__)
 
 META = "gallery.json"
 FORMAT = 1
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-
-
 def check_version_name(version: str) -> str:
-    if not _VERSION_RE.match(version or ""):
-        raise InvalidInput(f"bad version name {version!r}",
-                           hint="use letters, digits and . _ + - (at most 64 characters)")
-    return version
+    """The registry's one name rule (versions, galleries, aliases): index file names carry it."""
+    return check_name(version, "version")
 
 
 @dataclass(frozen=True)
@@ -427,7 +436,9 @@ class GalleryStore:
         return fx.reconstruct(self.index(version), table.ids[np.array(rows, dtype=np.int64)])
 
     def info(self) -> GalleryInfo:
-        from harmony.migration.checkpoint import backfills_in_progress  # the one module that knows that layout
+        from harmony.migration.checkpoint import (
+            backfills_in_progress,  # the one module that knows that layout
+        )
 
         self.refresh()
         backfills = backfills_in_progress(self.path)

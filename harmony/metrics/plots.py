@@ -13,8 +13,9 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 from harmony.io import atomic_writer
+from harmony.metrics.fars import DEFAULT_FARS
 
-MARKED_FARS = (1e-3, 1e-2)
+MARKED_FARS = tuple(sorted(DEFAULT_FARS))  # the FARs the legend quotes
 
 
 def vals_at_marks(fars: np.ndarray, vals: np.ndarray, marks: tuple[float, ...] = MARKED_FARS) -> dict[float, float]:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from harmony.errors import InvalidInput
+from harmony.metrics.fars import DEFAULT_FARS, check_far
 
 if TYPE_CHECKING:
     from harmony.gallery.store import GalleryStore
@@ -28,13 +29,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_FARS = (1e-2, 1e-3)
 MAX_ITEMS = 4000
 EmbedBy = Callable[[str, list[str]], tuple[np.ndarray, np.ndarray]]  # (version, sources) -> (vectors, ok)
 
 
 def report_fars(far: float) -> list[float]:
-    return sorted({*REPORT_FARS, float(far)}, reverse=True)
+    return sorted({*DEFAULT_FARS, check_far(far)}, reverse=True)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -90,7 +90,11 @@ def folder_pairs(reg: Registry, source: str, target: str, data: Path | str
 def build_report(old: np.ndarray, new: np.ndarray, labels: np.ndarray, source: str, target: str,
                  fars: Sequence[float], about: dict[str, Any]) -> dict[str, Any]:
     """The report dict over one image set embedded by both versions (rows aligned)."""
-    from harmony.metrics import MetricsWarning, compatibility_report, identification_report
+    from harmony.metrics import (
+        MetricsWarning,
+        compatibility_report,
+        identification_report,
+    )
 
     out: dict[str, Any] = {"source": source, "target": target, **about, "n_items": int(len(labels)),
                            "n_identities": int(np.unique(labels).size), "fars": [float(f) for f in fars]}

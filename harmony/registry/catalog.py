@@ -16,10 +16,17 @@ import duckdb
 import numpy as np
 
 from harmony.errors import InvalidInput
-from harmony.registry.records import (
-    COMPAT_CELLS, COMPAT_COLUMNS, Compat, compat_from_row, from_json, to_json, utc,
-)
+from harmony.metrics.fars import check_far
 from harmony.registry.lookup import resolve_in as _resolve
+from harmony.registry.records import (
+    COMPAT_CELLS,
+    COMPAT_COLUMNS,
+    Compat,
+    compat_from_row,
+    from_json,
+    to_json,
+    utc,
+)
 from harmony.registry.schema import utcnow
 
 FAR_RTOL = 1e-9
@@ -50,16 +57,10 @@ def evaluations(con: duckdb.DuckDBPyConnection, version: str | None) -> list[dic
             for i, v, d, a, m, c in rows]
 
 
-def _check_far(far: float) -> float:
-    if not isinstance(far, Real) or not (0.0 < float(far) <= 1.0):
-        raise InvalidInput(f"FAR must be in (0, 1], got {far!r}", hint="pass e.g. far=1e-3")
-    return float(far)
-
-
 def record_compatibility(con: duckdb.DuckDBPyConnection, new: str, old: str, dataset: str, far: float,
                          table: Mapping[str, Any], compatible: bool) -> None:
     """Append one measurement; ``table`` needs old_old, new_new, new_old, old_new (VAL in [0, 1])."""
-    far = _check_far(far)
+    far = check_far(far)
     missing = [k for k in COMPAT_CELLS if k not in table]
     if missing:
         raise InvalidInput(f"compatibility table lacks {', '.join(missing)}",

@@ -9,16 +9,23 @@ them in the same transaction, so two racing processes cannot both move one migra
 from __future__ import annotations
 
 import operator
-from numbers import Real
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import duckdb
 
 from harmony.errors import AlreadyExists, InUse, InvalidInput, NotFound
+from harmony.metrics.fars import check_far
 from harmony.registry.lookup import resolve_in
 from harmony.registry.records import (
-    GALLERY_COLUMNS, MIGRATION_COLUMNS, Gallery, Migration, check_name, gallery_from_row, migration_from_row, to_json,
+    GALLERY_COLUMNS,
+    MIGRATION_COLUMNS,
+    Gallery,
+    Migration,
+    check_name,
+    gallery_from_row,
+    migration_from_row,
+    to_json,
 )
 from harmony.registry.schema import utcnow
 
@@ -44,9 +51,7 @@ def _in(states: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def _far(far: Any) -> float:
-    if isinstance(far, bool) or not isinstance(far, Real) or not (0.0 < float(far) <= 1.0):
-        raise InvalidInput(f"gallery FAR must be in (0, 1], got {far!r}", hint="pass e.g. far=1e-3")
-    return float(far)
+    return check_far(far, "gallery FAR")
 
 
 def _codec(codec: Any) -> str:
