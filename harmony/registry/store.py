@@ -131,11 +131,11 @@ class Registry:
     def add_version(self, name: str, *, kind: str, artifact: Path | str, backbone: str, dim: int,
                     recipe: str = "", parent: str | None = None, metrics: Mapping[str, Any] | None = None,
                     meta: Mapping[str, Any] | None = None, command: str | None = None,
-                    evaluations: Sequence[tuple[str, Mapping[str, Any]]] = (),
+                    evaluations: Sequence[tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], str]] = (),
                     compatibility: Sequence[CompatRecord] = ()) -> Version:
         """Copy ``artifact`` into the store (durably) and register it as version ``name``.
 
-        ``evaluations`` ``(dataset, metrics)`` and ``compatibility`` rows measured before
+        ``evaluations`` ``(dataset, metrics[, against])`` and ``compatibility`` rows measured before
         registration commit in the same transaction as the version row, so a kill can never leave
         a version without the figures its training measured."""
         check_name(name)
@@ -163,8 +163,8 @@ class Registry:
                     f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [name, kind, str(backbone), int(dim), str(recipe), parent_name, rel, sha, size, *values,
                      schema.utcnow(), command if command is not None else command_line(), "ready"])
-                for dataset, figures in evaluations:
-                    catalog.record_evaluation(con, name, dataset, figures, None)
+                for dataset, figures, *against in evaluations:
+                    catalog.record_evaluation(con, name, dataset, figures, against[0] if against else None)
                 for c in compatibility:
                     catalog.record_compatibility(con, name, c.old, c.dataset, c.far, c.table, c.compatible)
         except AlreadyExists:  # another process won the name: the folder is now its

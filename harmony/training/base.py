@@ -15,7 +15,7 @@ from harmony.recipe import Recipe
 from harmony.training.module import EmbeddingModule
 from harmony.training.runner import (TrainResult, held_out_metrics, make_trainer, refuse_existing, register, seed_all,
                                      spec_from_recipe)
-from harmony.training.runs import Run, finish_run, open_run
+from harmony.training.runs import Run, finish_run, marked_on_failure, open_run
 
 if TYPE_CHECKING:
     import torch
@@ -68,11 +68,12 @@ def train_base(reg: Registry, recipe: Recipe, name: str, resume: bool | None = N
     refuse_existing(reg, name)
     run = open_run(reg, name, {"kind": "base", "recipe": recipe.to_yaml()}, resume)
     t0 = time.time()
-    model, history = fit_base(recipe, run, progress)
-    train_s = time.time() - t0
-    metrics, baseline, key = evaluate_held_out(model, recipe)
-    metrics = metrics | {"train_seconds": round(train_s, 1)}
-    register(reg, name, model, "base", recipe, metrics, meta={"run_dir": str(run.path), "eval_set": key})
-    reg.record_evaluation(name, key, metrics | {f"raw_pixels_{k}": v for k, v in baseline.items()})
+    with marked_on_failure(run):
+        model, history = fit_base(recipe, run, progress)
+        train_s = time.time() - t0
+        metrics, baseline, key = evaluate_held_out(model, recipe)
+        metrics = metrics | {"train_seconds": round(train_s, 1)}
+        register(reg, name, model, "base", recipe, metrics, meta={"run_dir": str(run.path), "eval_set": key},
+                 evaluations=[(key, metrics | {f"raw_pixels_{k}": v for k, v in baseline.items()})])
     finish_run(run)
     return TrainResult(name, metrics, baseline, history, time.time() - t0, str(run.path), key, run.resumed)

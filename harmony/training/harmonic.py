@@ -30,9 +30,10 @@ from harmony.models.embedder import Embedder
 from harmony.models.encode import encode_array
 from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
+from harmony.registry.store import CompatRecord
 from harmony.training.module import EmbeddingModule, Objective
 from harmony.training.runner import TrainResult, make_trainer, refuse_existing, register, seed_all, spec_from_recipe
-from harmony.training.runs import Run, finish_run, open_run
+from harmony.training.runs import Run, finish_run, marked_on_failure, open_run
 
 if TYPE_CHECKING:
     from harmony.registry import Registry
@@ -198,17 +199,17 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     run = open_run(reg, name, {"kind": "harmonic", "recipe": recipe.to_yaml(), "from": old_v.name, "init": init},
                    resume)
     t0 = time.time()
-    model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
-    train_s = time.time() - t0
-    rep, base, key = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
-    verdict = {r.far: r.compatible for r in rep.rows}
-    metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
-    register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
-             meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key})
-    reg.record_evaluation(name, key, rep.as_dict(), against=old_v.name)
-    if not require_compatible or all(verdict.values()):
-        for r in rep.rows:
-            reg.record_compatibility(name, old_v.name, key, r.far, r.cells(), r.compatible)
+    with marked_on_failure(run):
+        model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
+        train_s = time.time() - t0
+        rep, base, key = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
+        verdict = {r.far: r.compatible for r in rep.rows}
+        metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
+        rows = [CompatRecord(old_v.name, key, r.far, r.cells(), r.compatible) for r in rep.rows]
+        register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
+                 meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key},
+                 evaluations=[(key, rep.as_dict(), old_v.name)],
+                 compatibility=rows if not require_compatible or all(verdict.values()) else ())
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
             reg.record_compatibility(init, old_v.name, key, r.far, r.cells(), r.compatible)

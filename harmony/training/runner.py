@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import lightning as L
 import numpy as np
@@ -19,6 +18,7 @@ from harmony.errors import AlreadyExists, NotFound
 from harmony.models.embedder import Embedder, EmbedderSpec
 from harmony.progress import ProgressFn
 from harmony.recipe import Recipe, TrainSpec
+from harmony.registry.store import CompatRecord
 
 if TYPE_CHECKING:
     from harmony.metrics import CompatReport
@@ -105,16 +105,21 @@ def held_out_metrics(emb: np.ndarray, labels: np.ndarray, fars: tuple[float, ...
 
 
 def register(reg: Registry, name: str, model: Embedder, kind: str, recipe: Recipe, metrics: dict, parent: str | None = None,
-             meta: dict | None = None):
-    """Write the checkpoint to a temp file and hand it to the registry (which copies it into
-    place atomically before committing the row), then record the held-out evaluation."""
-    with tempfile.TemporaryDirectory(dir=reg.root) as tmp:
-        path = Path(tmp) / "model.pt"
+             meta: dict | None = None, evaluations: Sequence[tuple[str, Mapping]] = (),
+             compatibility: Sequence[CompatRecord] = ()):
+    """Write the checkpoint into the registry's scratch space and hand it to the registry, which
+    copies it into place and commits the version row together with the held-out ``evaluations``
+    and ``compatibility`` rows: a kill leaves either all of it or nothing (and no stray file)."""
+    from harmony.scratch import scratch_dir
+
+    with scratch_dir(reg.root, f"register-{name}") as tmp:
+        path = tmp / "model.pt"
         torch.save(model.checkpoint(), path)
         version = reg.add_version(
             name, kind=kind, artifact=path, backbone=model.spec.backbone, dim=model.dim, recipe=recipe.to_yaml(),
             parent=parent, metrics=metrics, meta={"spec": model.spec.as_dict(), **(meta or {})},
             command=" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+            evaluations=evaluations, compatibility=compatibility,
         )
     return version
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from harmony.errors import InvalidInput, NotFound
 from harmony.io import atomic_write_json, atomic_write_text
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "run.json"
 FINISHED = "FINISHED"
+FAILED = "FAILED"
 LAST = "last.ckpt"
 
 
@@ -73,6 +75,7 @@ def open_run(reg: Registry, name: str, manifest: dict, resume: bool | None = Non
             raise InvalidInput(f"the unfinished run {name!r} ({path}) was started with a different "
                                f"{', '.join(changed)}", hint="pass --no-resume to start over, or choose another --name")
         log.info("resuming the unfinished run %s from its last checkpoint", path)
+        (path / FAILED).unlink(missing_ok=True)
         return Run(path, resumed=True)
     if path.exists():  # a discarded unfinished run, or the folder of a version since removed
         shutil.rmtree(path)
@@ -80,6 +83,23 @@ def open_run(reg: Registry, name: str, manifest: dict, resume: bool | None = Non
     atomic_write_json(path / MANIFEST, manifest)
     atomic_write_text(path / "recipe.yaml", manifest.get("recipe", ""))
     return Run(path)
+
+
+@contextmanager
+def marked_on_failure(run: Run) -> Iterator[None]:
+    """A run that raises is cleaned or marked: with no checkpoint yet its folder goes (nothing to
+    resume); with one it stays resumable and ``FAILED`` records why (kill -9 leaves neither, and
+    the next run of the name resumes or, with ``--no-resume``, replaces it)."""
+    try:
+        yield
+    except BaseException as err:
+        if not any(run.path.glob(f"*/{LAST}")):
+            shutil.rmtree(run.path, ignore_errors=True)
+        else:
+            text = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            atomic_write_text(run.path / FAILED, text + "\n")
+            log.warning("training run %s failed (%s); `--resume` continues from its last checkpoint", run.path, text)
+        raise
 
 
 def finish_run(run: Run) -> None:
