@@ -20,7 +20,7 @@ def synth(
     identities: Annotated[int, typer.Option("--identities", "-n", min=1, help="Number of identities.")] = 20,
     per_identity: Annotated[int, typer.Option("--per-identity", "-k", min=1, help="Images per identity.")] = 8,
     split: Annotated[str, typer.Option(help="Identity stream: train, val or test (disjoint identities).")] = "test",
-    size: Annotated[int, typer.Option(help="Image size in pixels (64 for CPU, 160 like FaceNet).")] = 64,
+    size: Annotated[int, typer.Option(min=16, max=1024, help="Image size in pixels (64 for CPU, 160 like FaceNet).")] = 64,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="png or jpg.")] = "png",
     preview: Annotated[Optional[Path], typer.Option(help="Also save a PNG contact sheet (one row per identity).")] = None,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
 
 from harmony.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 
 class PKBatchSampler:
@@ -27,6 +30,12 @@ class PKBatchSampler:
         if len(self.groups) < p:
             raise InvalidInput(f"P={p} identities per batch but only {len(self.groups)} identities have 2+ images",
                                hint="lower train.p or add identities")
+        short = sum(len(g) < k for g in self.groups)
+        if short and rank == 0:
+            log.warning("train.k = %d but %d of %d identities have fewer images: their faces repeat within a batch "
+                        "(a repeat is a zero-distance positive: it teaches nothing); lower train.k or add images",
+                        k, short, len(self.groups))
+        self.n_short = short
         self.p, self.k, self.steps, self.seed = p, k, steps, seed
         self.rank, self.num_replicas, self.epoch = rank, num_replicas, 0
 

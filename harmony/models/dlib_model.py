@@ -9,8 +9,6 @@ alignment (``get_face_chip(150)``) first.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -86,8 +84,10 @@ def register_dlib(reg: "Registry", name: str, *, mode: str = "aligned", parent: 
     if mode not in DLIB_MODES:
         raise InvalidInput(f"unknown dlib mode {mode!r}", hint=f"use one of {', '.join(DLIB_MODES)}")
     manifest = dlib_manifest(mode)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "dlib_model.json"
+    from harmony.scratch import scratch_dir
+
+    with scratch_dir(reg.root, f"register-{name}") as tmp:
+        path = tmp / "dlib_model.json"
         path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return reg.add_version(name, kind="external", artifact=path, backbone="dlib_face_recognition_resnet_model_v1",
                                dim=DlibEncoder.dim, parent=parent, command=command,

@@ -7,6 +7,7 @@ the module once to learn its dim, then stores it through ``reg.add_version``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -63,6 +64,9 @@ def probe_dim(path: Path, image_size: int) -> int:
     return int(enc._forward(np.zeros((1, image_size, image_size, 3), np.uint8)).shape[1])
 
 
+MAX_IMAGE_SIZE = 1024  # face models take 96-299 px; a larger input is a typo that would exhaust memory
+
+
 def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_size: int,
                          mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
                          dim: int | None = None, parent: str | None = None, command: str | None = None) -> "Version":
@@ -70,9 +74,14 @@ def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_
     file = Path(file)
     if not file.is_file():
         raise InvalidInput(f"TorchScript file {file} does not exist", hint="pass --file PATH")
-    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std) or image_size <= 0:
-        raise InvalidInput("need 3 mean values, 3 positive std values and a positive image size",
-                           hint="e.g. --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --image-size 112")
+    if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(float(x)) for x in (*mean, *std)) \
+            or any(s <= 0 for s in std):
+        raise InvalidInput(f"need 3 finite mean values and 3 finite positive std values, got mean {list(mean)} "
+                           f"std {list(std)}", hint="e.g. --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5")
+    if isinstance(image_size, bool) or not 8 <= int(image_size) <= MAX_IMAGE_SIZE:
+        raise InvalidInput(f"--image-size {image_size} is outside 8..{MAX_IMAGE_SIZE}",
+                           hint="pass the model's input size, e.g. --image-size 112 or 160")
+    reg.require_writable(file.stat().st_size)
     measured = probe_dim(file, image_size)
     if dim is not None and dim != measured:
         raise InvalidInput(f"--dim {dim} but the module returns {measured}-D embeddings", hint=f"use --dim {measured}")

@@ -62,3 +62,24 @@ def test_read_only_or_full_registry_is_refused_up_front(reg, make_ckpt, monkeypa
         with pytest.raises(DiskFull, match="MiB free"):
             reg.add_version("v1", kind="base", artifact=make_ckpt(0), backbone="b", dim=8)
     assert reg.list_versions() == [] and not (reg.root / "artifacts" / "v1").exists()
+
+
+def test_add_external_refuses_nan_mean_and_absurd_sizes(reg, tmp_path):
+    from typer.testing import CliRunner
+
+    from harmony.cli.registry import app
+
+    class Mean(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3))
+
+    path = tmp_path / "m.ts"
+    torch.jit.script(Mean()).save(str(path))
+    runner = CliRunner()
+    for extra, says in ((["--mean", "nan,0,0", "--image-size", "32"], "finite"),
+                        (["--image-size", "100000"], "outside 8..1024"),
+                        (["--std", "0.5,inf,0.5", "--image-size", "32"], "finite")):
+        r = runner.invoke(app, ["add-external", "legacy", "--adapter", "torchscript", "--file", str(path), *extra,
+                                "--registry", str(reg.root)])
+        assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
+    assert reg.list_versions() == [] and not (reg.root / "artifacts" / "legacy").exists()

@@ -56,3 +56,16 @@ def test_latin1_empty_and_sectionless_recipes(tmp_path):
     for path, says in ((latin, "UTF-8"), (empty, "empty"), (nomodel, "'model'")):
         res = runner.invoke(app, ["base", "--recipe", str(path), "--name", "x", "--registry", str(tmp_path / "reg")])
         assert res.exit_code == 2 and says in res.output and "Traceback" not in res.output, res.output
+
+
+def test_k_above_images_per_identity_warns(caplog):
+    import logging
+
+    import numpy as np
+
+    from harmony.data.sampler import PKBatchSampler
+
+    labels = np.repeat(np.arange(6), [2, 2, 8, 8, 8, 8])
+    with caplog.at_level(logging.WARNING, logger="harmony.data.sampler"):
+        s = PKBatchSampler(labels, p=2, k=4, steps=1)
+    assert s.n_short == 2 and "train.k = 4 but 2 of 6 identities" in caplog.text
