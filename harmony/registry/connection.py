@@ -66,22 +66,11 @@ def connect(path: Path, *, read_only: bool, timeout_s: float,
 
 
 @contextmanager
-def reading(path: Path, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for one query or a few; closed on exit."""
+def reading(path: Path, timeout_s: float, *, sandbox: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for one query or a few; closed on exit. ``sandbox``: for SQL
+    someone typed, the connection sees the catalog tables and nothing else (SANDBOX_CONFIG)."""
     with _process_lock(path):
-        con = connect(path, read_only=True, timeout_s=timeout_s)
-        try:
-            yield con
-        finally:
-            con.close()
-
-
-@contextmanager
-def sandboxed(path: Path, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection for SQL someone typed: it sees the catalog tables and nothing else
-    (see SANDBOX_CONFIG); closed on exit."""
-    with _process_lock(path):
-        con = connect(path, read_only=True, timeout_s=timeout_s, config=SANDBOX_CONFIG)
+        con = connect(path, read_only=True, timeout_s=timeout_s, config=SANDBOX_CONFIG if sandbox else None)
         try:
             yield con
         finally:

@@ -22,7 +22,7 @@ import numpy as np
 from harmony import scratch
 from harmony.errors import AlreadyExists, DiskFull, IntegrityError, InUse, InvalidInput, NotFound
 from harmony.registry import artifacts, catalog, galleries, maintenance, schema
-from harmony.registry.connection import reading, sandboxed, writing
+from harmony.registry.connection import reading, writing
 from harmony.registry.lookup import resolve_in, version_in
 from harmony.registry.records import (
     KINDS, VERSION_COLUMNS, Compat, Gallery, Migration, Version, VerifyResult, check_name, to_json,
@@ -365,7 +365,7 @@ class Registry:
 
         The statement runs sandboxed (connection.SANDBOX_CONFIG): it cannot write the catalog,
         read or write any file, attach another database or load an extension."""
-        with sandboxed(self.db_path, self.timeout_s) as con:
+        with reading(self.db_path, self.timeout_s, sandbox=True) as con:
             try:
                 cur = con.execute(sql, params or [])
             except duckdb.Error as err:
