@@ -1,0 +1,77 @@
+"""Where the faces are: dlib's HOG frontal detector with up-sampling retries, and its 5-point
+landmarks, on the full-resolution photo (uint8 RGB ``(h, w, 3)``).
+
+A photo larger than ``spec.max_side`` is searched on a downscaled copy (HOG's cost grows with the
+pixel count, and a face that small in a 12,000 px photo is below any useful size anyway); the box
+is mapped back and the landmarks are fitted on the full-resolution pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from harmony.align.spec import AlignSpec
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in the photo's own pixel coordinates."""
+
+    box: tuple[int, int, int, int]  # left, top, right, bottom
+    landmarks: np.ndarray  # (5, 2) float32 x, y: dlib's 5-point order (eye corners, nose)
+    upsample: int  # the up-sampling level that found it
+    score: float  # the detector's confidence
+
+    @property
+    def area(self) -> int:
+        left, top, right, bottom = self.box
+        return max(0, right - left) * max(0, bottom - top)
+
+
+@functools.lru_cache(maxsize=1)
+def _models() -> tuple[object, object]:
+    """dlib's detector and 5-point predictor, loaded once per process (NotFound without dlib)."""
+    from harmony.registry.manifests import dlib_model_files
+
+    files = dlib_model_files()
+    import dlib
+
+    return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(files["shape_predictor"]))
+
+
+def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    scale = max(h, w) / max_side
+    if scale <= 1.0:
+        return image, 1.0
+    from PIL import Image
+
+    small = Image.fromarray(image).resize((max(1, round(w / scale)), max(1, round(h / scale))), Image.BILINEAR)
+    return np.asarray(small), scale
+
+
+def detect_faces(image: np.ndarray, spec: AlignSpec = AlignSpec()) -> list[Face]:
+    """Faces in ``image``, largest first; empty when none is found at any up-sampling level."""
+    import dlib
+
+    detector, predictor = _models()
+    image = np.ascontiguousarray(image)
+    small, scale = _downscaled(image, spec.max_side)
+    for up in spec.upsample:
+        rects, scores, _ = detector.run(small, up, 0.0)
+        if len(rects):
+            break
+    else:
+        return []
+    faces = []
+    h, w = image.shape[:2]
+    for r, score in zip(rects, scores):
+        box = (max(0, int(r.left() * scale)), max(0, int(r.top() * scale)),
+               min(w, int(round(r.right() * scale))), min(h, int(round(r.bottom() * scale))))
+        shape = predictor(image, dlib.rectangle(*box))
+        pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], np.float32)
+        faces.append(Face(box, pts, int(up), float(score)))
+    return sorted(faces, key=lambda f: f.area, reverse=True)
