@@ -10,7 +10,7 @@ How a file becomes RGB (one rule for every command):
 - size: more than :data:`MAX_PIXELS` pixels is refused from the header alone ("too large: WxH
   pixels, limit N"), before any pixel is decoded; PIL's own decompression-bomb warning is silenced
   (this limit replaces it). A large allowed image is reduced while it decodes: JPEG by DCT scaling
-  (``draft``), others by an integer ``reduce`` inside the resize, never below 4x the target side;
+  (``draft``), others by an integer ``reduce`` before any conversion, never below 4x the target side;
 - orientation: the EXIF orientation is applied first (``ImageOps.exif_transpose``): pixels come
   out upright;
 - 16-bit grayscale (``I;16``, ``I``) is scaled to 8 bits (``value >> 8``); PIL already reads
@@ -49,6 +49,7 @@ SCAN_SIZE = 160
 """The side length :func:`check_image` decodes at (FaceNet's input size)."""
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "CMYK", "I", "F"}
 _header_lock = threading.Lock()
 
 
@@ -113,13 +114,26 @@ def to_rgb(im: "PILImage.Image") -> "PILImage.Image":
     from PIL import Image
 
     if im.mode in _SIXTEEN_BIT:
-        grey = np.asarray(im).astype(np.int64)
-        im = Image.fromarray((np.clip(grey, 0, 65535) >> 8).astype(np.uint8), "L")
+        grey = np.asarray(im)
+        if grey.dtype.kind == "i":  # mode "I" (32-bit) holding 16-bit values
+            grey = np.clip(grey, 0, 65535)
+        im = Image.fromarray((grey >> 8).astype(np.uint8), "L")
     if "A" in im.getbands() or "a" in im.getbands() or "transparency" in im.info:
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _reduce(im: "PILImage.Image", size: int) -> "PILImage.Image":
+    """Box-reduce by an integer factor while both sides stay >= HEADROOM x size (before the mode
+    conversion, so a large image is never converted at full size); small images pass unchanged."""
+    factor = min(im.size) // (HEADROOM * size)
+    if factor < 2:
+        return im
+    if im.mode == "1":
+        im = im.convert("L")
+    return im.reduce(factor) if im.mode in _REDUCIBLE else im
 
 
 def _decode(path: str | Path, size: int) -> np.ndarray:
@@ -133,9 +147,9 @@ def _decode(path: str | Path, size: int) -> np.ndarray:
             img: Image.Image = im
             if im.getexif().get(0x0112, 1) != 1:
                 img = ImageOps.exif_transpose(im)
-            img = to_rgb(img)
+            img = to_rgb(_reduce(img, size))
             if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR, reducing_gap=float(HEADROOM))
+                img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8).copy()
 
 
