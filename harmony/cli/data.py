@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harmony.cli.common import console, handle_errors, table
+from harmony.cli.common import JsonOpt, console, echo_json, handle_errors, print_first, table
 
 app = typer.Typer(help="Synthetic faces and image folders.\n\n"
                   "Example: harmony data synth --identities 20 --out data/synth", no_args_is_help=True)
@@ -67,19 +67,26 @@ def synth(
 @app.command("scan")
 @handle_errors
 def scan(root: Annotated[Path, typer.Argument(help="Image folder: ROOT/<identity>/<image>.")],
-         min_images: Annotated[int, typer.Option(help="Identities with fewer images are skipped.")] = 2) -> None:
-    """Check an image folder as training would read it: counts, skipped identities, unreadable files.
+         min_images: Annotated[int, typer.Option(help="Identities with fewer images are skipped.")] = 2,
+         as_json: JsonOpt = False) -> None:
+    """Check an image folder as a build would read it (every file decoded): counts, skipped
+    identities, unusable files with their reasons.
 
     Example: harmony data scan data/synth
     """
     from harmony.data.folder import scan_folder
 
     idx = scan_folder(root, min_images)
+    if as_json:
+        echo_json({"root": str(root), "identities": len(idx.identities), "images": len(idx),
+                   "skipped_identities": list(idx.skipped_identities),
+                   "unreadable": [{"path": u.path, "reason": u.reason} for u in idx.unusable]})
+        return
     t = table(f"image folder {root}", ("what", "count"), right=("count",))
     t.add_row("identities used", str(len(idx.identities)))
     t.add_row("images used", str(len(idx)))
     t.add_row(f"identities skipped (< {min_images} images)", str(len(idx.skipped_identities)))
-    t.add_row("unreadable files skipped", str(len(idx.unreadable)))
+    t.add_row("unreadable files skipped", str(len(idx.unusable)))
     console.print(t)
-    for p in idx.unreadable[:20]:
-        console.print(f"[yellow]unreadable:[/] {p}")
+    if idx.unusable:
+        print_first(f"{len(idx.unusable)} unreadable image(s) skipped", [u.reason for u in idx.unusable])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harmony.data.images import list_images
+from harmony.data.images import Unusable, check_image, list_images
 from harmony.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,12 @@ class FolderIndex:
     labels: np.ndarray  # (n,) int64, index into identities
     identities: list[str]
     skipped_identities: list[str] = field(default_factory=list)  # fewer than min_images
-    unreadable: list[str] = field(default_factory=list)
+    unusable: tuple[Unusable, ...] = ()  # files skipped, with the decoder's reason (what build reports)
+
+    @property
+    def unreadable(self) -> list[str]:
+        """The paths of the files skipped as unusable."""
+        return [u.path for u in self.unusable]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -34,34 +39,29 @@ class FolderIndex:
         return [str(Path(p).relative_to(self.root)) for p in self.paths]
 
 
-def _readable(path: Path) -> bool:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        return True
-    except Exception:  # noqa: BLE001 - any decoder failure means unreadable
-        return False
-
-
 def scan_folder(root: str | Path, min_images: int = 2, verify: bool = True) -> FolderIndex:
-    """Scan ``root/<identity>/<image>``; skip (and report) tiny identities and unreadable files."""
+    """Scan ``root/<identity>/<image>``; skip (and report) tiny identities and unusable files.
+
+    ``verify``: decode every file as a build would (:func:`~harmony.data.images.check_image`), so
+    the files skipped here, and their reasons, are the ones a build or a migration would skip.
+    """
     root = Path(root)
     if not root.is_dir():
         raise NotFound(f"image folder {root} does not exist", hint="pass a folder with one sub-folder per identity")
     paths: list[str] = []
     labels: list[int] = []
     names: list[str] = []
-    skipped, unreadable = [], []
+    skipped: list[str] = []
+    unusable: list[Unusable] = []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
         files = list_images(d)
         if verify:
-            bad = [f for f in files if not _readable(f)]
-            for f in bad:
-                log.warning("unreadable image skipped: %s", f)
-            unreadable += [str(f) for f in bad]
-            files = [f for f in files if f not in bad]
+            checked = [(f, check_image(f)) for f in files]
+            for _, u in checked:
+                if u is not None:
+                    log.warning("unusable image skipped: %s", u.reason)
+                    unusable.append(u)
+            files = [f for f, u in checked if u is None]
         if len(files) < min_images:
             skipped.append(d.name)
             continue
@@ -74,7 +74,7 @@ def scan_folder(root: str | Path, min_images: int = 2, verify: bool = True) -> F
     if not names:
         raise InvalidInput(f"no identity in {root} has {min_images}+ readable images",
                            hint="expected layout: ROOT/<identity>/<image>.jpg")
-    return FolderIndex(root, paths, np.asarray(labels, np.int64), names, skipped, unreadable)
+    return FolderIndex(root, paths, np.asarray(labels, np.int64), names, skipped, tuple(unusable))
 
 
 def identity_split(names: list[str], fractions: tuple[float, float, float], salt: str = "harmony") -> list[str]:
@@ -97,5 +97,5 @@ def subset(index: FolderIndex, keep_identities: set[str]) -> FolderIndex:
         np.asarray([remap[int(l)] for l in index.labels[mask]], np.int64),
         [index.identities[i] for i in keep],
         index.skipped_identities,
-        index.unreadable,
+        index.unusable,
     )

@@ -13,6 +13,7 @@ and reason (:class:`~harmony.data.images.Unusable`); it is never fatal and never
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
@@ -27,6 +28,8 @@ from harmony.progress import ProgressFn, tick
 
 if TYPE_CHECKING:
     from harmony.registry import Registry, Version
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class FileEmbedder:
                            task=task or f"embedding with {self.version}")
         self.read_s += out.read_s
         self.encode_s += out.encode_s
+        for u in out.unusable:  # commands list the paths; the reason goes to the log (stderr)
+            log.warning("skipped: %s", u.reason)
         return out
 
     def __call__(self, sources: Sequence[str], *, progress: ProgressFn | None = None,
