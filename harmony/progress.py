@@ -2,7 +2,7 @@
 
 Long work (embedding a folder, a backfill, training epochs) takes ``progress: ProgressFn | None``
 and calls it with a :class:`Tick` after each step. ``None`` means nobody is watching. The CLI
-passes ``harmony.cli.progress.rich_progress()``; tests pass a list's ``append``.
+passes the callback of ``harmony.cli.progress`` (terminal bars); tests pass a list's ``append``.
 """
 
 from __future__ import annotations
