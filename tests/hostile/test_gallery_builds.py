@@ -114,3 +114,30 @@ def test_gallery_rm_of_a_row_whose_folder_is_missing(env):
     assert invoke(gallery_app, "rm", "p3").exit_code == 2  # NotFound, one line
     no_debris(env.root, set())
     assert "Example:" in invoke(gallery_app, "rm", "--help").output
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from harmony.scratch import scratch_dir
+with scratch_dir(Path(sys.argv[1]), "gallery-p3") as d:
+    (d / "index-v1.1.faiss").write_bytes(b"x" * 1000)
+    print(d, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_build_leaves_scratch_that_verify_lists_and_the_next_build_sweeps(env):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(env.root)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(harmony.__file__).parents[1])})
+    dead = Path(proc.stdout.readline().strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert dead.parent == scratch_root(env.root) and dead.is_dir()
+    assert dead in leftovers(env.root)
+    assert any(r.status == "leftover" and r.path == str(dead) for r in env.reg.verify())
+    build_gallery(env.reg, "p3", "v1", env.faces)
+    assert not dead.exists()
+    no_debris(env.root, {"p3"})
