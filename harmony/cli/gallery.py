@@ -80,12 +80,18 @@ def add(
     paths: Annotated[list[Path], typer.Argument(help="Image files, identity folders or image folders.")],
     identity: Annotated[Optional[str], typer.Option("--identity", help="Identity of every image given "
                                                     "(default: the folder each file is in).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace items whose <identity>/<file> id belongs "
+                                          "to another file (default: refuse, before any embedding).")] = False,
     batch_size: BatchOpt = 256,
     device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Embed images with the gallery's version and add them (an existing item id is replaced).
+    """Embed images with the gallery's version and add them.
+
+    Item id = <identity>/<file>. Adding the same file again replaces its item; an id that
+    belongs to a different file (e.g. another folder with the same names) is refused unless
+    --replace.
 
     Example: harmony gallery add --name prod faces/id00042/ new/alice.jpg --identity alice
     """
@@ -93,8 +99,8 @@ def add(
     from harmony.gallery.catalog import add_to_gallery
 
     with rich_progress(not as_json) as progress:
-        r = add_to_gallery(open_registry(registry), name, paths, identity=identity, batch_size=batch_size,
-                           device=device, progress=progress)
+        r = add_to_gallery(open_registry(registry), name, paths, identity=identity, replace=replace,
+                           batch_size=batch_size, device=device, progress=progress)
     if as_json:
         echo_json(r)
         return
@@ -122,6 +128,31 @@ def remove(
         echo_json({"gallery": name, "removed": removed})
         return
     console.print(f"removed {len(removed)} item(s) from gallery [bold]{name}[/]", highlight=False)
+
+
+@app.command("rm")
+@handle_errors
+def rm(
+    name: Annotated[str, typer.Argument(help="Gallery name.")],
+    force: Annotated[bool, typer.Option("--force", help="Also discard a migration in flight.")] = False,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a gallery: its registry rows and its folder (refused while a migration is in
+    flight, unless --force). Works when the folder is missing or fails its check.
+
+    Example: harmony gallery rm old-prod
+    """
+    from harmony.gallery.catalog import remove_gallery
+
+    r = remove_gallery(open_registry(registry), name, force=force)
+    if as_json:
+        echo_json(r)
+        return
+    dropped = f", discarded migration(s) {', '.join(f'#{i}' for i in r.discarded_migrations)}" \
+        if r.discarded_migrations else ""
+    where = "and its folder" if r.folder_removed else f"(folder {r.path} not removed: missing or outside the registry)"
+    console.print(f"removed gallery [bold]{name}[/] {where}{dropped}", highlight=False)
 
 
 @app.command("search")

@@ -188,12 +188,15 @@ def alias_list(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("verify")
 @handle_errors
-def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (default: all).")] = None,
+def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (default: all, and every "
+                                                              "gallery).")] = None,
+               gallery: Annotated[Optional[str], typer.Option("--gallery", help="Check only this gallery's files.")] = None,
                repair: Annotated[bool, typer.Option("--repair", help="Delete the orphans and leftovers of killed "
                                                     "runs (never a registered artifact or a running job's files).")] = False,
                registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
-    """Re-hash artifacts against their sha256, list the debris of killed runs; exit 1 when any
-    artifact is missing or altered.
+    """Re-hash artifacts and gallery files (index, items, gallery.json: one row each) against
+    their recorded sha256, list the debris of killed runs; exit 1 when any is missing or altered.
+    A gallery built by an older harmony has no checksums: its rows say unverified.
 
     Example: harmony registry verify --repair
     """
@@ -201,13 +204,16 @@ def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (
     if repair:
         for r in reg.repair():
             err_console.print(f"removed {r.status} {r.path}", highlight=False)
-    results = reg.verify(name)
+    if gallery is not None:
+        results = reg.verify_galleries(gallery)
+    else:
+        results = reg.verify(name) + (reg.verify_galleries() if name is None else [])
     bad = [r for r in results if r.status in ("missing", "altered")]
     if as_json:
         echo_json(results)
     else:
-        t = table(f"artifact check of {reg.root}", ("version", "status", "path", "detail"))
-        colour = {"ok": "green", "orphan": "yellow", "leftover": "yellow"}
+        t = table(f"artifact check of {reg.root}", ("name", "status", "path", "detail"))
+        colour = {"ok": "green", "orphan": "yellow", "leftover": "yellow", "unverified": "yellow"}
         for r in results:
             shown = Path(r.path).relative_to(reg.root) if Path(r.path).is_relative_to(reg.root) else r.path
             t.add_row(r.name, f"[{colour.get(r.status, 'red')}]{r.status}[/]", str(shown), r.detail)

@@ -4,8 +4,9 @@ One naming rule everywhere: an item's id is ``<identity>/<file name>``, its iden
 the folder holding the file (or ``identity=`` when given), its source the absolute path, so the
 backfill can read it again. For an image folder ``ROOT/<identity>/<image>`` that id is the path
 relative to ROOT, so adding the same folder (or one of its files) again replaces items instead of
-duplicating them. Files are not decoded here: unreadable ones are found, and reported, when they
-are embedded.
+duplicating them; an id already held by a different file is refused unless replacing is
+explicit (catalog.check_collisions). Files are not decoded here: unreadable ones are found, and
+reported, when they are embedded.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Layout (every file is immutable once written, except the pointer ``gallery.json``)::
 
-    gallery.json            meta: dim, codec, active/previous version, generation, file names
+    gallery.json            meta: dim, codec, active/previous version, generation, file names,
+                            the size + sha256 of each file and its own seal (checksums.py)
     items.<gen>.npz         the item table (see table.py)
     index-<version>.<gen>.faiss
     migrations/...          backfill checkpoints (their layout: harmony.migration.checkpoint)
@@ -10,7 +11,9 @@ Layout (every file is immutable once written, except the pointer ``gallery.json`
 
 A change writes new files under a new generation number, then atomically replaces
 ``gallery.json``; files no longer named there are deleted afterwards. A reader therefore always
-sees one consistent generation, and a crash at any point leaves the previous one intact.
+sees one consistent generation, and a crash at any point leaves the previous one intact. Loading
+the item table or an index checks it against the recorded size and sha256 (IntegrityError naming
+the file and the fix on a mismatch).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from harmony.errors import (
     InvalidInput,
     NotFound,
 )
+from harmony.gallery import checksums
 from harmony.gallery import index as fx
 from harmony.gallery.table import ItemTable
 from harmony.io import (
@@ -189,7 +193,9 @@ class GalleryStore:
             if meta.get("format") != FORMAT:
                 raise IntegrityError(f"gallery {self.path} has format {meta.get('format')}, expected {FORMAT}",
                                      hint="upgrade harmony")
+            checksums.check_meta(self.path, meta)
             try:
+                checksums.check_file(self.path, meta["items"], meta)
                 table = ItemTable.load(self.path / meta["items"])
             except FileNotFoundError:  # a writer replaced the generation between our two reads
                 time.sleep(0.05 * (attempt + 1))
@@ -214,6 +220,10 @@ class GalleryStore:
             if name in self._cpu:
                 return self._cpu[name]
             try:
+                try:
+                    checksums.check_file(self.path, name, self._meta)
+                except FileNotFoundError:
+                    raise NotFound(f"index file {self.path / name} does not exist") from None
                 self._cpu[name] = fx.load_index(self.path / name)
                 return self._cpu[name]
             except NotFound:  # a writer committed a new generation and deleted this file meanwhile
@@ -351,12 +361,15 @@ class GalleryStore:
         meta.update(updates, generation=gen, updated=_now())
         meta["indexes"] = dict(meta["indexes"])
         meta["sizes"] = dict(meta.get("sizes", {}))
+        files = dict(meta.get(checksums.FILES) or {})
         fresh, written = {}, []
         try:
             if table is not None:
                 meta["items"] = f"items.{gen}.npz"
                 written.append(self.path / meta["items"])
-                atomic_write_bytes(written[-1], table.to_bytes())
+                data = table.to_bytes()
+                atomic_write_bytes(written[-1], data)
+                files[meta["items"]] = checksums.record(written[-1], data)
             for version, idx in (indexes or {}).items():
                 if idx is None:
                     meta["indexes"].pop(version, None)
@@ -365,9 +378,15 @@ class GalleryStore:
                 name = f"index-{check_version_name(version)}.{gen}.faiss"
                 written.append(self.path / name)
                 fx.save_index(idx, written[-1])
+                files[name] = checksums.record(written[-1])
                 meta["indexes"][version] = name
                 meta["sizes"][version] = int(idx.ntotal)
                 fresh[name] = fx.to_cpu(idx)
+            for name in checksums.live_files(meta):  # a gallery of an older harmony: record them now
+                if name not in files:
+                    files[name] = checksums.record(self.path / name)
+            meta[checksums.FILES] = {name: files[name] for name in checksums.live_files(meta)}
+            meta = checksums.seal(meta)
             atomic_write_json(self.path / META, meta)  # the commit point
         except BaseException:
             for p in written:  # files of the generation that never became current

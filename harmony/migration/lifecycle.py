@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from harmony.errors import InUse, InvalidInput, NotFound
-from harmony.gallery.catalog import open_gallery, registry_mismatch
+from harmony.gallery.catalog import integrity_warnings, open_gallery, registry_mismatch
 from harmony.migration import states
 from harmony.migration.backfill import BackfillStatus, backfill_status, discard_backfill
 from harmony.migration.checkpoint import checkpoint_targets
@@ -149,4 +149,5 @@ def migration_status(reg: Registry, gallery: str) -> StatusView:
     bf = backfill_status(store, migs[-1].target) if migs else None
     warn = registry_mismatch(record, store)
     return StatusView(gallery, record.far, record.version, store.active_version, store.previous_version,
-                      store.versions(), len(store.items()), migs, bf, (warn,) if warn else ())
+                      store.versions(), len(store.items()), migs, bf,
+                      ((warn,) if warn else ()) + integrity_warnings(store))

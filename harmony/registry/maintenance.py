@@ -2,7 +2,8 @@
 
 ``verify`` is how a crash is noticed: a kill -9 during registration leaves at most an artifact
 folder (or a temp file) with no row, reported as ``orphan``; a changed or lost file of a
-registered version is ``altered`` or ``missing``.
+registered version is ``altered`` or ``missing``. ``verify_gallery`` does the same for each file
+of a gallery against the checksums its last commit recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import duckdb
 
 from harmony.errors import InvalidInput
 from harmony.registry.artifacts import sha256_file
-from harmony.registry.records import Version, VerifyResult, utc
+from harmony.registry.records import Gallery, Version, VerifyResult, utc
 
 EXPORT_FORMATS = ("parquet", "json")
 
@@ -36,6 +37,19 @@ def verify_version(root: Path, v: Version) -> VerifyResult:
             status = "missing" if any(p.startswith("missing") for p in problems) else "altered"
             return VerifyResult(v.name, status, str(path), "; ".join(problems))
     return VerifyResult(v.name, "ok", str(path))
+
+
+def verify_gallery(root: Path, g: Gallery) -> list[VerifyResult]:
+    """One row per file of a registered gallery: gallery.json and each file it names, checked
+    against the sizes and sha256 recorded at its last commit (ok | missing | altered |
+    unverified, the last for a gallery of an older harmony, which recorded none)."""
+    from harmony.gallery.checksums import check_folder  # the one module that knows that record
+
+    folder = Path(g.path) if Path(g.path).is_absolute() else root / g.path
+    if not folder.is_dir():
+        return [VerifyResult(g.name, "missing", str(folder),
+                             f"gallery folder not found (fix: `harmony gallery rm {g.name}` removes its row)")]
+    return [VerifyResult(g.name, status, str(folder / name), detail) for name, status, detail in check_folder(folder)]
 
 
 def orphans(root: Path, versions: Iterable[Version]) -> list[VerifyResult]:

@@ -350,6 +350,11 @@ class Registry:
             results += maintenance.leftovers(self.root, [g.path for g in self.list_galleries()])
         return results
 
+    def verify_galleries(self, name: str | None = None) -> list[VerifyResult]:
+        """Re-hash gallery files: one row per file (ok | missing | altered | unverified)."""
+        gs = [self.get_gallery(name)] if name is not None else self.list_galleries()
+        return [r for g in gs for r in maintenance.verify_gallery(self.root, g)]
+
     def repair(self) -> list[VerifyResult]:
         """Remove what :meth:`verify` reports as orphan or leftover (debris of killed runs);
         registered artifacts and live runs are never touched. Returns what was removed."""
