@@ -145,6 +145,7 @@ def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, c
     if not 0.0 < float(far) <= 1.0:
         raise InvalidInput(f"--far must be in (0, 1], got {far}", hint="e.g. --far 1e-3")
     v = reg.get_version(version)
+    reg.require_writable()  # a read-only or full registry fails here, not after embedding the folder
     scratch.sweep(reg.root)  # debris of killed builds goes before new work begins
     (reg.root / GALLERIES_DIR).mkdir(parents=True, exist_ok=True)
     if _registered(reg, name):
@@ -201,6 +202,7 @@ def add_to_gallery(reg: Registry, name: str, paths: Sequence[Path | str], *, ide
     During a migration the backfill picks them up: it re-embeds whatever changed behind its cursor.
     """
     _, store = open_gallery(reg, name)
+    reg.require_writable()
     items = path_items(paths, identity)
     if not replace:
         check_collisions(store, items)

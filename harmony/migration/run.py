@@ -94,6 +94,7 @@ def run_migration(reg: Registry, plan: MigrationPlan, *, batch_size: int = 256, 
     """Carry out (or resume) ``plan``. ``stop_after`` returns after that many batches of this run,
     as an interruption would (state stays backfilling). Raises DiskFull, Busy, ... with the last
     committed batch intact; the same call then resumes."""
+    reg.require_writable()  # before any image is read: a read-only or full registry cannot commit a batch
     fixed = tuple(reconcile(reg, plan.gallery))
     _, store = open_gallery(reg, plan.gallery)
     if plan.resume is None:

@@ -66,6 +66,7 @@ def train_base(reg: Registry, recipe: Recipe, name: str, resume: bool | None = N
     ``resume``: None continues an unfinished run of ``name`` if there is one (killed before it
     registered), True requires one, False starts over."""
     refuse_existing(reg, name)
+    reg.require_writable()  # before hours of training, not at registration
     run = open_run(reg, name, {"kind": "base", "recipe": recipe.to_yaml()}, resume)
     t0 = time.time()
     with marked_on_failure(run):

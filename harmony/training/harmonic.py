@@ -192,6 +192,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     from harmony.models.loading import load_embedder, load_encoder
 
     refuse_existing(reg, name)
+    reg.require_writable()  # before hours of training, not at registration
     old_v = reg.get_version(from_version)
     old_encoder = load_encoder(reg, old_v.name)
     init_model = load_embedder(reg, init) if init else None

@@ -21,3 +21,4 @@ def digest():
 
 
 from tests.registry.conftest import add, make_ckpt, reg  # noqa: E402,F401  (the registry fixtures)
+from tests.gallery.helpers import env, shared_versions  # noqa: E402,F401  (the gallery fixtures)

@@ -83,3 +83,29 @@ def test_add_external_refuses_nan_mean_and_absurd_sizes(reg, tmp_path):
                                 "--registry", str(reg.root)])
         assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output, r.output
     assert reg.list_versions() == [] and not (reg.root / "artifacts" / "legacy").exists()
+
+
+def test_read_only_registry_fails_before_embedding_or_training(env, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from typer.testing import CliRunner
+
+    import harmony.models.pipeline as pipeline
+    from harmony.cli.gallery import app as gallery_app
+    from harmony.cli.train import app as train_app
+    from tests.conftest import write_recipe
+    calls = []
+    monkeypatch.setattr(pipeline.FileEmbedder, "embed", lambda *a, **k: calls.append(1))
+
+    def erofs(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", erofs)
+    runner = CliRunner()
+    r = runner.invoke(gallery_app, ["build", "--name", "g2", "--version", "v1", "--data", str(env.faces),
+                                    "--registry", str(env.root)])
+    assert r.exit_code == 2 and "not writable" in r.output and calls == [], r.output
+    r = runner.invoke(train_app, ["base", "--recipe", str(write_recipe(tmp_path / "r.yaml")), "--name", "v9",
+                                  "--registry", str(env.root)])
+    assert r.exit_code == 2 and "not writable" in r.output, r.output
