@@ -125,7 +125,7 @@ def handle_errors(fn: F) -> F:
             _print_error(from_os_error(e))
             raise typer.Exit(2) from None
         except Exception as e:
-            if type(e).__module__.split(".")[0] != "duckdb":
+            if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":  # DuckDB's errors live in _duckdb
                 raise
             from harmony.errors import DiskFull, HarmonyError as _HE
 

@@ -152,7 +152,14 @@ class Registry:
             if parent is not None:
                 resolve_in(con, parent)
         folder = self.root / "artifacts" / name
-        tmp, sha, size = artifacts.stage_copy(src, folder)
+        try:
+            tmp, sha, size = artifacts.stage_copy(src, folder)
+        except BaseException:
+            try:
+                folder.rmdir()  # the copy failed (a full disk): no empty folder left behind
+            except OSError:
+                pass
+            raise
         rel = f"artifacts/{name}/{src.name}"
         try:
             with self._write() as con:

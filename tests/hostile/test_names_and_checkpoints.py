@@ -109,3 +109,44 @@ def test_read_only_registry_fails_before_embedding_or_training(env, tmp_path, mo
     r = runner.invoke(train_app, ["base", "--recipe", str(write_recipe(tmp_path / "r.yaml")), "--name", "v9",
                                   "--registry", str(env.root)])
     assert r.exit_code == 2 and "not writable" in r.output, r.output
+
+
+def test_disk_full_mid_write_is_one_line_and_leaves_nothing(reg, add, tmp_path, monkeypatch):
+    import errno
+
+    import duckdb
+    from typer.testing import CliRunner
+
+    import harmony.registry.artifacts as artifacts
+    from harmony.cli.registry import app
+    from harmony.registry.store import Registry
+
+    add("v1")
+    runner = CliRunner()
+
+    def full_db(self, *a, **k):
+        raise duckdb.TransactionException("TransactionContext Error: Failed to commit: No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(Registry, "set_alias", full_db)
+        r = runner.invoke(app, ["alias", "set", "prod", "v1", "--registry", str(reg.root)])
+    assert r.exit_code == 2 and "disk" in r.output.lower() and "Traceback" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+    class Mean(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3))
+
+    path = tmp_path / "m.ts"
+    torch.jit.script(Mean()).save(str(path))
+    def enospc(src, folder):  # the disk fills during the copy (stage_copy removes its own temp file)
+        folder.mkdir(parents=True, exist_ok=True)
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / ".tmp-x"))
+
+    with monkeypatch.context() as m:
+        m.setattr(artifacts, "stage_copy", enospc)
+        r = runner.invoke(app, ["add-external", "legacy", "--adapter", "torchscript", "--file", str(path),
+                                "--image-size", "32", "--registry", str(reg.root)])
+    assert r.exit_code == 2 and "disk full" in r.output and "Traceback" not in r.output, r.output
+    assert [v.name for v in reg.list_versions()] == ["v1"]
+    assert not (reg.root / "artifacts" / "legacy").exists()
