@@ -205,8 +205,8 @@ def _probe_dim(path: Path, graph: OnnxGraph, size: int) -> int:
         raise InvalidInput(f"{path} fails on a {size}x{size} image: {str(err).splitlines()[0]}",
                            hint="pass the model's real input size with --image-size") from None
     if out.ndim != 2 or out.shape[0] != (enc.static_batch or 1) or out.shape[1] < 1:
-        raise InvalidInput(f"{path} is not a face embedding model: its output is shaped {tuple(out.shape)} "
-                           f"(declared {_shape_text(graph.output_shape)}) for {enc.static_batch or 1} image(s), "
+        raise InvalidInput(f"{path} is not a face embedding model: its output is shaped {tuple(out.shape)} for "
+                           f"{enc.static_batch or 1} image(s) (declared {_shape_text(graph.output_shape)}), "
                            "expected (n, dim)", hint="pass a model whose output is one (n, dim) embedding per image")
     return int(out.shape[1])
 
@@ -223,11 +223,13 @@ def register_onnx(reg: "Registry", name: str, file: Path | str, *, image_size: i
         raise InvalidInput(f"ONNX file {file} does not exist", hint="pass --file PATH")
     graph = inspect_onnx(file)
     side = read_sidecar(file, "onnx") or {}
+    size = image_size if image_size is not None else side.get("image_size", graph.static_size)
     if graph.output_shape is not None and len(graph.output_shape) != 2:
+        if size is not None:  # run it, so the message shows the shape it really returns
+            _probe_dim(file, graph, check_image_size(size))
         raise InvalidInput(f"{file} is not a face embedding model: its output is shaped "
                            f"{_shape_text(graph.output_shape)}, expected (n, dim)",
                            hint="pass a model whose output is one (n, dim) embedding per image")
-    size = image_size if image_size is not None else side.get("image_size", graph.static_size)
     if size is None:
         raise InvalidInput(f"{file} has a dynamic input shape {_shape_text(graph.input_shape)}: its image size cannot "
                            "be read from the graph", hint="pass --image-size, e.g. --image-size 112")
