@@ -107,7 +107,8 @@ def inspect_onnx(path: Path | str) -> OnnxGraph:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as err:  # noqa: BLE001 - protobuf, checker and OS errors all mean "not a usable ONNX file"
-        raise InvalidInput(f"{path} is not an ONNX model: {str(err).splitlines()[0] if str(err) else type(err).__name__}",
+        why = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InvalidInput(f"{path} is not an ONNX model: {why}",
                            hint="pass the .onnx file of a face embedding model") from None
     g = model.graph
     inits = {i.name for i in g.initializer}

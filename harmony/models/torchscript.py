@@ -79,7 +79,8 @@ def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_
     side = read_sidecar(file, "torchscript") or {}
     image_size = image_size if image_size is not None else side.get("image_size")
     if image_size is None:
-        raise InvalidInput(f"the torchscript adapter needs --image-size for {file} (it has no {sidecar_path(file).name})",
+        raise InvalidInput(f"the torchscript adapter needs --image-size for {file} (it has no "
+                           f"{sidecar_path(file).name})",
                            hint="e.g. --image-size 112")
     mean_, std_ = check_mean_std(mean if mean is not None else side.get("mean", (0.5, 0.5, 0.5)),
                                  std if std is not None else side.get("std", (0.5, 0.5, 0.5)),

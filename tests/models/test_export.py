@@ -43,7 +43,8 @@ def trained(reg, tmp_path: Path) -> Embedder:
     path = tmp_path / "ckpt" / "model.pt"
     path.parent.mkdir()
     torch.save(model.checkpoint(), path)
-    reg.add_version("v1", kind="base", artifact=path, backbone="small_cnn", dim=DIM, meta={"spec": model.spec.as_dict()})
+    reg.add_version("v1", kind="base", artifact=path, backbone="small_cnn", dim=DIM,
+                    meta={"spec": model.spec.as_dict()})
     return model
 
 

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 pytest.importorskip("onnx", reason="onnx not installed (pip install 'harmony[onnx]')")
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'harmony[onnx]')")
 
-from harmony.errors import IntegrityError, InvalidInput  # noqa: E402
-from harmony.models.loading import load_encoder, load_external_encoder  # noqa: E402
-from harmony.models.onnx_model import inspect_onnx, pick_providers, register_onnx  # noqa: E402
+from harmony.errors import IntegrityError, InvalidInput
+from harmony.models.loading import load_encoder, load_external_encoder
+from harmony.models.onnx_model import inspect_onnx, pick_providers, register_onnx
 
 SIZE = 16
 IF_MEAN = IF_STD = 127.5  # insightface: (x - 127.5) / 127.5
