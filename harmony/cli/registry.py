@@ -26,7 +26,18 @@ app.add_typer(alias_app, name="alias")
 
 class Adapter(str, Enum):
     torchscript = "torchscript"
+    onnx = "onnx"
     dlib = "dlib"
+
+
+class Colour(str, Enum):
+    rgb = "rgb"
+    bgr = "bgr"
+
+
+class ModelFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
 
 
 class Mode(str, Enum):
@@ -263,36 +274,73 @@ def _floats(text: str, what: str) -> list[float]:
 @handle_errors
 def add_external(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
-    adapter: Annotated[Adapter, typer.Option("--adapter", help="torchscript or dlib.")],
-    file: Annotated[Optional[Path], typer.Option("--file", help="TorchScript file (torchscript adapter).")] = None,
+    adapter: Annotated[Adapter, typer.Option("--adapter", help="torchscript, onnx or dlib.")],
+    file: Annotated[Optional[Path], typer.Option("--file", help="The model file (torchscript, onnx); its FILE.json "
+                                                 "sidecar, when present, supplies the pipeline.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="dlib: aligned (face chips) or detect.")] = Mode.aligned,
-    image_size: Annotated[Optional[int], typer.Option("--image-size", help="TorchScript input size.")] = None,
-    mean: Annotated[str, typer.Option("--mean", help="Per-channel mean of x/255.")] = "0.5,0.5,0.5",
-    std: Annotated[str, typer.Option("--std", help="Per-channel std of x/255.")] = "0.5,0.5,0.5",
+    image_size: Annotated[Optional[int], typer.Option("--image-size", help="Input size (torchscript; onnx when "
+                                                      "the graph's is dynamic).")] = None,
+    colour: Annotated[Optional[Colour], typer.Option("--colour", help="onnx: channel order the model takes "
+                                                     "(default rgb).")] = None,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel mean: torchscript of x/255 (default "
+                                                "0.5); onnx of 0..255 pixels (default 127.5, or 0 when the graph "
+                                                "normalises internally).")] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel std, same units as --mean (defaults 0.5; "
+                                               "onnx 127.5, or 1).")] = None,
     dim: Annotated[Optional[int], typer.Option("--dim", help="Embedding dim (checked; inferred if omitted).")] = None,
     parent: Annotated[Optional[str], typer.Option("--parent", help="Version this one descends from.")] = None,
     registry: RegistryOpt = None,
 ) -> None:
-    """Register a model harmony did not train (TorchScript file or dlib's face ResNet) as a version.
+    """Register a model harmony did not train (TorchScript or ONNX file, or dlib's face ResNet) as a version.
 
-    Example: harmony registry add-external legacy --adapter dlib --mode aligned
+    Example: harmony registry add-external arcface --adapter onnx --file w600k_r50.onnx
     """
     from harmony.errors import InvalidInput
-    from harmony.models.dlib_model import register_dlib
-    from harmony.models.torchscript import register_torchscript
 
     reg = open_registry(registry)
-    if adapter is Adapter.torchscript:
-        if file is None or image_size is None:
-            raise InvalidInput("the torchscript adapter needs --file and --image-size",
-                               hint="e.g. --file model.pt --image-size 112")
-        v = register_torchscript(reg, name, file, image_size=image_size, mean=_floats(mean, "mean"),
-                                 std=_floats(std, "std"), dim=dim, parent=parent)
-    else:
+    mean_ = _floats(mean, "mean") if mean is not None else None
+    std_ = _floats(std, "std") if std is not None else None
+    if adapter is Adapter.dlib:
+        from harmony.models.dlib_model import register_dlib
+
         if file is not None:
             raise InvalidInput("the dlib adapter takes no --file", hint="drop --file; it uses dlib's own model")
         v = register_dlib(reg, name, mode=mode.value, parent=parent)
+    elif file is None:
+        raise InvalidInput(f"the {adapter.value} adapter needs --file", hint=f"e.g. --file model.{adapter.value}")
+    elif adapter is Adapter.onnx:
+        from harmony.models.onnx_model import register_onnx
+
+        v = register_onnx(reg, name, file, image_size=image_size, colour=colour.value if colour else None,
+                          mean=mean_, std=std_, dim=dim, parent=parent)
+    else:
+        from harmony.models.torchscript import register_torchscript
+
+        if colour is not None:
+            raise InvalidInput("--colour is for the onnx adapter", hint="the torchscript adapter feeds RGB")
+        v = register_torchscript(reg, name, file, image_size=image_size, mean=mean_, std=std_, dim=dim, parent=parent)
     console.print(f"registered external version {v.name} ({v.backbone}, dim {v.dim}, sha256 {v.sha256[:12]})")
+
+
+@app.command("export-model")
+@handle_errors
+def export_model_cmd(
+    name: VersionArg,
+    format: Annotated[ModelFormat, typer.Option("--format", help="onnx or torchscript.")],
+    out: Annotated[Path, typer.Option("--out", help="The model file to write; its pipeline goes to OUT.json.")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Write a harmony-trained version as a standalone ONNX or TorchScript model, its input pipeline
+    (size, colour order, mean/std, dim, source version and sha256) in OUT.json beside it.
+
+    Example: harmony registry export-model v2 --format onnx --out v2.onnx
+    """
+    from harmony.models.export import export_model
+
+    e = export_model(open_registry(registry), name, format.value, out)
+    console.print(f"wrote {e.path} ({e.pipeline['image_size']} px RGB {e.pipeline['mean_std_of']}, dim "
+                  f"{e.pipeline['dim']}) and {e.sidecar}; register it with `harmony registry add-external NAME "
+                  f"--adapter {format.value} --file {e.path}`")
 
 
 @app.command("sql")

@@ -2,7 +2,7 @@
 
 The registry stores and verifies artifacts; this module turns a version's artifact into a model:
 a harmony checkpoint into an Embedder (``load_embedder``), any version into an Encoder
-(``load_encoder``: trained, TorchScript or dlib).
+(``load_encoder``: trained, TorchScript, ONNX or dlib).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from harmony.models.encoder import Encoder
 if TYPE_CHECKING:
     from harmony.registry import Registry
 
-EXTERNAL_ADAPTERS = ("torchscript", "dlib")
+EXTERNAL_ADAPTERS = ("torchscript", "onnx", "dlib")
 
 
 def load_torch_checkpoint(path: Path | str) -> dict:
@@ -59,8 +59,12 @@ def load_embedder(reg: "Registry", name: str) -> Embedder:
     return embedder_from_checkpoint(load_checkpoint(reg, v.name))
 
 
-def load_external_encoder(reg: "Registry", version: str, *, device: str = "cpu") -> Encoder:
-    """The Encoder of an external version, after checking its artifact's sha256."""
+def load_external_encoder(reg: "Registry", version: str, *, device: str | None = "cpu",
+                          batch_size: int = 64) -> Encoder:
+    """The Encoder of an external version, after checking its artifact's sha256.
+
+    ``device``: TorchScript runs there (None/auto: the CPU); ONNX uses onnxruntime's CUDA provider
+    unless it is ``cpu``."""
     v = reg.get_version(version)
     adapter = v.meta.get("adapter")
     if v.kind != "external" or adapter not in EXTERNAL_ADAPTERS:
@@ -71,7 +75,11 @@ def load_external_encoder(reg: "Registry", version: str, *, device: str = "cpu")
         from harmony.models.torchscript import TorchScriptEncoder
 
         return TorchScriptEncoder(path, image_size=v.meta["image_size"], mean=v.meta["mean"], std=v.meta["std"],
-                                  dim=v.dim, device=device)
+                                  dim=v.dim, device="cpu" if device in (None, "auto") else device)
+    if adapter == "onnx":
+        from harmony.models.onnx_model import onnx_encoder
+
+        return onnx_encoder(path, v.meta, v.dim, batch_size=batch_size, device=device)
     from harmony.models.dlib_model import DlibEncoder
     from harmony.registry.manifests import DLIB_HINT, dlib_model_files, dlib_model_problems
 
@@ -88,7 +96,7 @@ def load_encoder(reg: "Registry", name: str, batch_size: int = 512, device: str 
     checked against the dim its record states."""
     v = reg.get_version(name)
     if v.kind == "external":
-        enc = load_external_encoder(reg, v.name)
+        enc = load_external_encoder(reg, v.name, device=device, batch_size=batch_size)
     else:
         enc = TorchEncoder(load_embedder(reg, v.name), batch_size=batch_size, device=device)
     if int(enc.dim) != int(v.dim):

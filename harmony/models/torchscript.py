@@ -1,13 +1,13 @@
 """External versions from TorchScript files: a model harmony did not train, as an Encoder.
 
 The user's TorchScript file is the artifact (copied, sha256 recorded); meta holds image_size,
-mean, std. encode = PIL bilinear resize, (x/255 - mean)/std, module, L2 norm. Registering runs
-the module once to learn its dim, then stores it through ``reg.add_version``.
+mean, std (of x/255; from the file's sidecar when it has one, ``harmony.models.sidecar``).
+encode = PIL bilinear resize, (x/255 - mean)/std, module, L2 norm. Registering runs the module
+once to learn its dim, then stores it through ``reg.add_version``.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -16,6 +16,7 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 from harmony.models.encoder import check_images, encode_in_batches, resize
+from harmony.models.sidecar import check_image_size, check_mean_std, read_sidecar, sidecar_path
 
 if TYPE_CHECKING:
     from harmony.registry.records import Version
@@ -64,28 +65,33 @@ def probe_dim(path: Path, image_size: int) -> int:
     return int(enc._forward(np.zeros((1, image_size, image_size, 3), np.uint8)).shape[1])
 
 
-MAX_IMAGE_SIZE = 1024  # face models take 96-299 px; a larger input is a typo that would exhaust memory
-
-
-def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_size: int,
-                         mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
+def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_size: int | None = None,
+                         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                          dim: int | None = None, parent: str | None = None, command: str | None = None) -> "Version":
-    """Register a TorchScript embedding model as external version ``name``."""
+    """Register a TorchScript embedding model as external version ``name``.
+
+    ``FILE.json`` (written by ``harmony registry export-model``), when present, supplies the
+    image size, mean and std that are not passed; otherwise the size is required and mean/std
+    default to 0.5 (of x/255)."""
     file = Path(file)
     if not file.is_file():
         raise InvalidInput(f"TorchScript file {file} does not exist", hint="pass --file PATH")
-    if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(float(x)) for x in (*mean, *std)) \
-            or any(s <= 0 for s in std):
-        raise InvalidInput(f"need 3 finite mean values and 3 finite positive std values, got mean {list(mean)} "
-                           f"std {list(std)}", hint="e.g. --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5")
-    if isinstance(image_size, bool) or not 8 <= int(image_size) <= MAX_IMAGE_SIZE:
-        raise InvalidInput(f"--image-size {image_size} is outside 8..{MAX_IMAGE_SIZE}",
-                           hint="pass the model's input size, e.g. --image-size 112 or 160")
+    side = read_sidecar(file, "torchscript") or {}
+    image_size = image_size if image_size is not None else side.get("image_size")
+    if image_size is None:
+        raise InvalidInput(f"the torchscript adapter needs --image-size for {file} (it has no "
+                           f"{sidecar_path(file).name})",
+                           hint="e.g. --image-size 112")
+    mean_, std_ = check_mean_std(mean if mean is not None else side.get("mean", (0.5, 0.5, 0.5)),
+                                 std if std is not None else side.get("std", (0.5, 0.5, 0.5)),
+                                 "--mean 0.5,0.5,0.5 --std 0.5,0.5,0.5")
+    size = check_image_size(image_size)
     reg.require_writable(file.stat().st_size)
-    measured = probe_dim(file, image_size)
+    measured = probe_dim(file, size)
     if dim is not None and dim != measured:
         raise InvalidInput(f"--dim {dim} but the module returns {measured}-D embeddings", hint=f"use --dim {measured}")
-    meta = {"adapter": "torchscript", "image_size": int(image_size),
-            "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+    meta: dict = {"adapter": "torchscript", "image_size": size, "mean": mean_, "std": std_}
+    if side:
+        meta["exported_from"] = {"version": side.get("version"), "sha256": side.get("sha256")}
     return reg.add_version(name, kind="external", artifact=file, backbone=f"torchscript:{file.name}", dim=measured,
                            parent=parent, meta=meta, command=command)

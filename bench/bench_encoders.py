@@ -1,0 +1,130 @@
+"""Embedding throughput of external versions through harmony against calling the model directly.
+
+A harmony network (small CNN, widths 32-64-128-256, 112 px, 128-D, untrained: the cost is the
+same) is exported with ``harmony.models.export.export_model`` to ONNX and to TorchScript and
+registered back as external versions (``add-external --adapter onnx|torchscript``). For each:
+
+- harmony: ``load_encoder(reg, name).encode(crops)`` on uint8 (n, 112, 112, 3) RGB crops, batches
+  of ``BATCH`` (its checks, colour order, normalisation, layout, output checks, L2 norm included);
+- reference, same run: the same onnxruntime session / TorchScript module called directly on the
+  same crops already preprocessed (float32 NCHW, built outside the timed loop), same batch size.
+
+overhead = harmony seconds / reference seconds - 1 (goal <= 5%). Runs alternate and the best of
+``REPEATS`` counts for each side. dlib's half of the comparison belongs to the alignment bench.
+Run: ``python -m bench encoders`` or ``python bench/bench_encoders.py [--full]``; writes
+bench/results/encoders.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from harmony.io import atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results" / "encoders.json"
+SIZE, DIM, WIDTHS, BATCH, GOAL = 112, 128, (32, 64, 128, 256), 64, 0.05
+
+
+def _registry(tmp: Path):
+    import torch
+
+    from harmony.models.embedder import Embedder, EmbedderSpec
+    from harmony.models.export import export_model
+    from harmony.models.onnx_model import register_onnx
+    from harmony.models.torchscript import register_torchscript
+    from harmony.registry import Registry
+
+    reg = Registry.open(tmp / "registry")
+    torch.manual_seed(0)
+    model = Embedder(EmbedderSpec(dim=DIM, image_size=SIZE, backbone_args={"widths": list(WIDTHS)})).eval()
+    torch.save(model.checkpoint(), tmp / "net.pt")
+    reg.add_version("net", kind="base", artifact=tmp / "net.pt", backbone="small_cnn", dim=DIM,
+                    meta={"spec": model.spec.as_dict(), "note": "untrained, benchmark only"})
+    register_onnx(reg, "net-onnx", export_model(reg, "net", "onnx", tmp / "net.onnx").path)
+    register_torchscript(reg, "net-ts", export_model(reg, "net", "torchscript", tmp / "net.ts").path)
+    return reg
+
+
+def _best(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each function over ``repeats`` alternating rounds (after one warm-up)."""
+    for fn in fns.values():
+        fn()
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def _onnx_reference(enc, crops: np.ndarray) -> Callable[[], object]:
+    x = crops.astype(np.float32).transpose(0, 3, 1, 2)  # the sidecar's pipeline: raw pixels, NCHW
+    batches = [np.ascontiguousarray(x[a:a + BATCH]) for a in range(0, len(x), BATCH)]
+    sess, i, o = enc.session, enc.input_name, enc.output_name
+    return lambda: [sess.run([o], {i: b})[0] for b in batches]
+
+
+def _torchscript_reference(enc, crops: np.ndarray) -> Callable[[], object]:
+    import torch
+
+    x = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div_(255.0)  # mean 0, std 1 of x/255
+    # channels_last: the layout the traced convs run fastest on (what harmony's permute of NHWC crops gives)
+    batches = [x[a:a + BATCH].contiguous(memory_format=torch.channels_last) for a in range(0, len(x), BATCH)]
+
+    def run() -> list:
+        with torch.no_grad():
+            return [enc.module(b) for b in batches]
+
+    return run
+
+
+def run(quick: bool = True) -> dict:
+    import torch
+
+    from harmony.data.synthetic import SynthConfig, render_set
+    from harmony.models.loading import load_encoder
+
+    n, repeats = (384, 4) if quick else (2048, 7)
+    crops, _ = render_set(n // 8, 8, "test", SynthConfig(image_size=SIZE, seed=0))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        reg = _registry(Path(tmp))
+        for name, adapter, reference in (("net-onnx", "onnx (onnxruntime, CPU provider)", _onnx_reference),
+                                         ("net-ts", "torchscript", _torchscript_reference)):
+            enc = load_encoder(reg, name, batch_size=BATCH, device="cpu")
+            enc.batch_size = BATCH
+            got = enc.encode(crops)
+            direct = np.concatenate([np.asarray(r) for r in reference(enc, crops)()])
+            agree = float(np.abs(got - direct / np.linalg.norm(direct, axis=1, keepdims=True)).max())
+            t = _best({"harmony": lambda enc=enc: enc.encode(crops), "reference": reference(enc, crops)}, repeats)
+            overhead = t["harmony"] / t["reference"] - 1
+            rows.append({"adapter": adapter, "images": n, "batch": BATCH, "image_size": SIZE,
+                         "harmony_images_per_s": n / t["harmony"], "reference_images_per_s": n / t["reference"],
+                         "reference": "the same session/module called directly on preprocessed float32 NCHW crops",
+                         "ratio": t["reference"] / t["harmony"], "overhead": overhead,
+                         "goal_met": overhead <= GOAL, "max_abs_diff_vs_reference": agree})
+    summary = "; ".join(f"{r['adapter']}: harmony {r['harmony_images_per_s']:.0f} images/s vs direct "
+                        f"{r['reference_images_per_s']:.0f} images/s, overhead {100 * r['overhead']:+.1f}% "
+                        f"(goal <= {100 * GOAL:.0f}%)" for r in rows)
+    out = {"benchmark": "encoders", "summary": summary,
+           "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                       "platform": platform.platform(), "load_average_1min_at_end": os.getloadavg()[0]},
+           "rows": rows}
+    atomic_write_text(RESULTS, json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true")
+    print(run(quick=not ap.parse_args().full)["summary"])
