@@ -33,6 +33,7 @@ _API: dict[str, str] = {
     # evaluation
     "evaluate": "harmony.evaluation.run",
     "embed": "harmony.evaluation.cache:embed_cached",
+    "export_model": "harmony.models.export",
     # galleries
     "build_gallery": "harmony.gallery.catalog",
     "add_to_gallery": "harmony.gallery.catalog",
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from harmony.evaluation.run import evaluate
     from harmony.gallery.catalog import add_to_gallery, build_gallery, remove_from_gallery
     from harmony.migration.lifecycle import gc_gallery as gc
+    from harmony.models.export import export_model
     from harmony.migration.lifecycle import migration_status
     from harmony.migration.lifecycle import rollback_gallery as rollback
     from harmony.migration.lifecycle import swap_gallery as swap
