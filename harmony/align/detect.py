@@ -53,25 +53,43 @@ def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return np.asarray(small), scale
 
 
+def _levels(spec: AlignSpec, side: int) -> list[int]:
+    """The up-sampling levels worth trying on a ``side``-pixel image: the first always, further
+    ones only while the up-sampled side stays within ``2 * max_side`` (a face that needs more is
+    a few dozen pixels in a large photo, and HOG's cost grows 4x per level)."""
+    return [u for i, u in enumerate(spec.upsample) if i == 0 or side * 2 ** u <= 2 * spec.max_side]
+
+
 def detect_faces(image: np.ndarray, spec: AlignSpec = AlignSpec()) -> list[Face]:
-    """Faces in ``image``, largest first; empty when none is found at any up-sampling level."""
+    """Faces in ``image``, largest first; empty when none is found at any up-sampling level.
+
+    Levels are tried in turn until one finds a face scoring ``>= spec.min_score``; when none
+    does, the single best-scoring weaker detection of any level stands alone (see spec.py)."""
     import dlib
 
     detector, predictor = _models()
     image = np.ascontiguousarray(image)
     small, scale = _downscaled(image, spec.max_side)
-    for up in spec.upsample:
+    found: list[tuple[object, float, int]] = []
+    best_weak: tuple[object, float, int] | None = None
+    for up in _levels(spec, max(small.shape[:2])):
         rects, scores, _ = detector.run(small, up, 0.0)
-        if len(rects):
+        found = [(r, float(s), int(up)) for r, s in zip(rects, scores) if s >= spec.min_score]
+        if found:
             break
-    else:
-        return []
+        for r, s in zip(rects, scores):
+            if best_weak is None or s > best_weak[1]:
+                best_weak = (r, float(s), int(up))
+    if not found:
+        if best_weak is None:
+            return []
+        found = [best_weak]
     faces = []
     h, w = image.shape[:2]
-    for r, score in zip(rects, scores):
+    for r, score, up in found:
         box = (max(0, int(r.left() * scale)), max(0, int(r.top() * scale)),
                min(w, int(round(r.right() * scale))), min(h, int(round(r.bottom() * scale))))
         shape = predictor(image, dlib.rectangle(*box))
         pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)], np.float32)
-        faces.append(Face(box, pts, int(up), float(score)))
+        faces.append(Face(box, pts, up, score))
     return sorted(faces, key=lambda f: f.area, reverse=True)
