@@ -11,9 +11,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from harmony.align.spec import AlignSpec
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,28 @@ def _models() -> tuple[object, object]:
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(files["shape_predictor"]))
 
 
+def pil_view(image: np.ndarray) -> "PILImage.Image":
+    """A PIL image sharing ``image``'s memory (no copy of a 100-megapixel photo); read-only use."""
+    from PIL import Image
+
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    return Image.frombuffer("RGB", (w, h), image, "raw", "RGB", 0, 1)
+
+
 def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` with its longer side at most ``max_side`` (an integer box reduce first, then a
+    bilinear resize: both average, so HOG sees no aliasing), and the factor back to full size."""
     h, w = image.shape[:2]
     scale = max(h, w) / max_side
     if scale <= 1.0:
         return image, 1.0
     from PIL import Image
 
-    small = Image.fromarray(image).resize((max(1, round(w / scale)), max(1, round(h / scale))), Image.BILINEAR)
+    im = pil_view(image)
+    if int(scale) >= 2:
+        im = im.reduce(int(scale))
+    small = im.resize((max(1, round(w / scale)), max(1, round(h / scale))), Image.BILINEAR)
     return np.asarray(small), scale
 
 
