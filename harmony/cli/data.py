@@ -1,13 +1,17 @@
-"""`harmony data`: write the built-in synthetic faces as an image folder, inspect folders."""
+"""`harmony data`: write the built-in synthetic faces as an image folder, inspect folders, align
+the faces of a photo folder into crops."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from harmony.cli.common import JsonOpt, QuietOpt, console, echo_json, handle_errors, print_first, table
+
+if TYPE_CHECKING:
+    from harmony.align.report import AlignReport
 
 app = typer.Typer(help="Synthetic faces and image folders.\n\n"
                   "Example: harmony data synth --identities 20 --out data/synth", no_args_is_help=True)
@@ -134,7 +138,7 @@ def align(
         raise InvalidInput(what, hint=f"see {out / 'align-report.json'} for each photo's reason")
 
 
-def _render_align(report) -> None:  # noqa: ANN001 - harmony.align.report.AlignReport, imported lazily
+def _render_align(report: "AlignReport") -> None:
     c = report.counts
     t = table(f"aligned {report.raw} -> {report.out} ({report.spec.name})", ("what", "count"), right=("count",))
     for label, key in (("photos", "photos"), ("aligned now", "aligned_now"), ("already aligned (skipped)", "resumed"),
