@@ -145,7 +145,7 @@ def align_folder(raw: str | Path, out: str | Path, spec: AlignSpec = AlignSpec()
     _check_folders(raw, out)
     out.mkdir(parents=True, exist_ok=True)
     sid = spec_id(spec, all_faces)
-    old = previous_entries(out, sid)
+    old = previous_entries(out)
     photos = list_photos(raw, out)
     bases = crop_bases(raw, photos)
     results: dict[str, PhotoResult] = {}
@@ -158,7 +158,7 @@ def align_folder(raw: str | Path, out: str | Path, spec: AlignSpec = AlignSpec()
             results[rel] = PhotoResult(rel, "unreadable", reason=f"cannot read image {photo}: {e.strerror}",
                                        spec_id=sid)
             continue
-        kept = still_done(old.get(rel), photo, st, out)
+        kept = still_done(old.get(rel), sid, st, out)
         if kept is not None:
             results[rel] = kept
         else:
@@ -185,8 +185,9 @@ def align_folder(raw: str | Path, out: str | Path, spec: AlignSpec = AlignSpec()
 
 
 def _run(jobs: list[_Job], workers: int):
-    """Results of ``jobs`` as they finish: in this process for one worker, else a spawn pool."""
-    workers = max(1, min(int(workers), len(jobs)))
+    """Results of ``jobs`` as they finish: in this process for one worker (or fewer than two
+    photos per worker: starting a process costs more), else a spawn pool."""
+    workers = max(1, min(int(workers), len(jobs) // 2))
     if workers == 1:
         yield from map(align_one, jobs)
         return
@@ -197,10 +198,15 @@ def _run(jobs: list[_Job], workers: int):
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker) as pool:
         futures = {pool.submit(align_one, job): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                yield fut.result()
-            except BrokenProcessPool:
-                yield PhotoResult(job.rel, "error", reason="a worker process died (out of memory?); re-run to retry",
-                                  bytes=job.bytes, mtime_ns=job.mtime_ns, spec_id=spec_id(job.spec, job.all_faces))
+        try:
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    yield PhotoResult(job.rel, "error", reason="a worker process died (out of memory?); re-run to "
+                                      "retry", bytes=job.bytes, mtime_ns=job.mtime_ns,
+                                      spec_id=spec_id(job.spec, job.all_faces))
+        except BaseException:  # a full disk, Ctrl-C: stop, do not align the rest first
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

@@ -93,21 +93,23 @@ class AlignReport:
         return path
 
 
-def previous_entries(out: Path, sid: str) -> dict[str, PhotoResult]:
-    """Entries of an earlier run's report made with spec id ``sid`` (empty: none, other spec, unreadable)."""
+def previous_entries(out: Path) -> dict[str, PhotoResult]:
+    """Every entry of an earlier run's report, whatever its spec (empty: none or unreadable);
+    :func:`still_done` decides which still count, the others name crops to replace or remove."""
     try:
         data = read_json(out / REPORT_NAME)
-        if data.get("format") != FORMAT or data.get("spec_id") != sid:
+        if data.get("format") != FORMAT:
             return {}
         entries = (PhotoResult.from_dict(d) for d in data.get("photos", ()))
-        return {e.path: e for e in entries if e.spec_id == sid and e.status in STATUSES}
+        return {e.path: e for e in entries if e.status in STATUSES}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
-def still_done(entry: PhotoResult | None, photo: Path, stat: os.stat_result, out: Path) -> PhotoResult | None:
-    """``entry`` marked resumed when it is still valid for ``photo`` (the rule above), else None."""
-    if entry is None or entry.bytes != stat.st_size or entry.mtime_ns != stat.st_mtime_ns:
+def still_done(entry: PhotoResult | None, sid: str, stat: os.stat_result, out: Path) -> PhotoResult | None:
+    """``entry`` marked resumed when it is still valid for spec id ``sid`` and a photo with this
+    ``stat`` (the rule above), else None."""
+    if entry is None or entry.spec_id != sid or entry.bytes != stat.st_size or entry.mtime_ns != stat.st_mtime_ns:
         return None
     if entry.status == "error":  # a crash or a transient failure: try again
         return None

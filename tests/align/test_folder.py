@@ -195,6 +195,8 @@ def test_stale_extra_faces_are_removed_when_realigned(tmp_path, portrait):
     report = align_folder(raw, out, SPEC, all_faces=True)
     assert report.photos[0].crops == ("pair_1.png",)
     assert sorted(p.name for p in out.glob("*.png")) == ["pair_1.png"]
+    align_folder(raw, out, SPEC)  # another spec's crops are replaced, not left beside the new one
+    assert sorted(p.name for p in out.glob("*.png")) == ["pair.png"]
 
 
 def test_same_stem_photos_keep_apart_and_photos_directly_in_raw(tmp_path, portrait):
