@@ -22,8 +22,9 @@ def crop_face(image: np.ndarray, face: Face, spec: AlignSpec) -> np.ndarray:
     h, w = image.shape[:2]
     left, top, right, bottom = face.box
     half = spec.margin / 2
-    box = (max(0, int(left - half)), max(0, int(top - half)), min(w, int(right + half)), min(h, int(bottom + half)))
-    return np.asarray(Image.fromarray(image).crop(box).resize((spec.size, spec.size), Image.BILINEAR))
+    x0, y0, x1, y1 = max(0, int(left - half)), max(0, int(top - half)), min(w, int(right + half)), min(h, int(bottom + half))
+    region = np.ascontiguousarray(image[y0:y1, x0:x1])  # cut before PIL sees it: no copy of a huge photo
+    return np.asarray(Image.fromarray(region).resize((spec.size, spec.size), Image.BILINEAR))
 
 
 def align_photo(image: np.ndarray, spec: AlignSpec = AlignSpec(), all_faces: bool = False) -> list[np.ndarray]:

@@ -7,6 +7,11 @@ aligners each read every source photo with their own. Styles:
   scaled to ``size`` with dlib's ``padding`` (0.25, what dlib's ResNet was trained on);
 - ``facenet``: the FaceNet reimplementations' crop: the detector's box grown by ``margin`` pixels
   (half on each side, in the photo's pixels), clipped to the photo, resized to ``size``, no rotation.
+
+Detection (``detect.py``): HOG at each ``upsample`` level in turn until a face scores at least
+``min_score``; weaker detections are kept only when nothing clears it (then the single best one),
+so a badge or a pattern next to a confident face is no second face, while a photo whose only face
+is faint still gets aligned at dlib's own threshold (0).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class AlignSpec:
     detector: str = "dlib-hog"
     upsample: tuple[int, ...] = (0, 1, 2)  # HOG pyramid up-sampling tried in turn until a face is found
     max_side: int = MAX_DETECT_SIDE
+    min_score: float = 0.3  # HOG score a face needs when a stronger one is not the only candidate (see above)
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -43,6 +49,8 @@ class AlignSpec:
                                hint="margin 0..512 pixels, padding 0..2")
         if not self.upsample or any(u < 0 or u > 3 for u in self.upsample):
             raise InvalidInput(f"detector up-sampling {self.upsample} out of range", hint="values 0..3, e.g. 0,1,2")
+        if not -1.0 <= float(self.min_score) <= 3.0:
+            raise InvalidInput(f"min_score {self.min_score} outside -1..3", hint="e.g. 0.3 (dlib's own threshold is 0)")
         if int(self.max_side) < 256:
             raise InvalidInput(f"max_side {self.max_side} < 256", hint="e.g. 2048")
 

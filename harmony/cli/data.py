@@ -1,13 +1,17 @@
-"""`harmony data`: write the built-in synthetic faces as an image folder, inspect folders."""
+"""`harmony data`: write the built-in synthetic faces as an image folder, inspect folders, align
+the faces of a photo folder into crops."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from harmony.cli.common import JsonOpt, console, echo_json, handle_errors, print_first, table
+from harmony.cli.common import JsonOpt, QuietOpt, console, echo_json, handle_errors, print_first, table
+
+if TYPE_CHECKING:
+    from harmony.align.report import AlignReport
 
 app = typer.Typer(help="Synthetic faces and image folders.\n\n"
                   "Example: harmony data synth --identities 20 --out data/synth", no_args_is_help=True)
@@ -90,3 +94,65 @@ def scan(root: Annotated[Path, typer.Argument(help="Image folder: ROOT/<identity
     console.print(t)
     if idx.unusable:
         print_first(f"{len(idx.unusable)} unreadable image(s) skipped", [u.reason for u in idx.unusable])
+
+
+@app.command("align")
+@handle_errors
+def align(
+    raw: Annotated[Path, typer.Argument(help="Photo folder: RAW/<person>/<photo>, or photos directly inside.")],
+    out: Annotated[Path, typer.Option("--out", help="Crops folder: CROPS/<person>/<photo-stem>.png.")],
+    size: Annotated[int, typer.Option(min=16, max=1024, help="Crop side in pixels.")] = 160,
+    margin: Annotated[int, typer.Option(min=0, max=512, help="facenet style: pixels added around the box.")] = 32,
+    style: Annotated[str, typer.Option(help="facenet (box + margin) or dlib-chip (5-point, eyes level).")] = "facenet",
+    all_faces: Annotated[bool, typer.Option("--all-faces", help="Write every face (stem_1.png, ...), "
+                                            "not only the largest.")] = False,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Processes (default: one per core).")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Detect, align and crop the faces of a photo folder (dlib HOG + 5-point landmarks).
+
+    Photos without a face, unreadable or too large ones are listed in CROPS/align-report.json and
+    below, never fatal; a second run skips photos already aligned with the same settings.
+
+    Example: harmony data align photos/ --out crops/ --style dlib-chip --size 150
+    """
+    import os
+
+    from harmony.align.folder import align_folder
+    from harmony.align.spec import AlignSpec
+    from harmony.cli.progress import rich_progress
+    from harmony.errors import InvalidInput
+
+    spec = AlignSpec(style=style, size=size, margin=margin)
+    with rich_progress(enabled=not (quiet or as_json)) as progress:
+        report = align_folder(raw, out, spec, all_faces=all_faces, workers=workers or os.cpu_count() or 1,
+                              progress=progress)
+    counts = report.counts
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        _render_align(report)
+    if counts["aligned"] == 0:
+        what = f"no photos under {raw}" if not counts["photos"] else f"no face aligned in any of {counts['photos']} photo(s)"
+        raise InvalidInput(what, hint=f"see {out / 'align-report.json'} for each photo's reason")
+
+
+def _render_align(report: "AlignReport") -> None:
+    c = report.counts
+    t = table(f"aligned {report.raw} -> {report.out} ({report.spec.name})", ("what", "count"), right=("count",))
+    for label, key in (("photos", "photos"), ("aligned now", "aligned_now"), ("already aligned (skipped)", "resumed"),
+                       ("crops", "crops"), ("no face found", "no_face"), ("unreadable", "unreadable"),
+                       ("errors", "error")):
+        t.add_row(label, str(c[key]))
+    console.print(t)
+    problems = report.problems
+    if problems:
+        limit = 20
+        p = table(f"{len(problems)} photo(s) without a crop", ("photo", "reason"), no_wrap=("photo",))
+        for r in problems[:limit]:
+            p.add_row(str(report.raw / r.path), r.reason or r.status)
+        console.print(p)
+        if len(problems) > limit:
+            console.print(f"... and {len(problems) - limit} more in {report.out / 'align-report.json'}")
+    console.print(f"report: [bold]{report.out / 'align-report.json'}[/]")
