@@ -34,6 +34,25 @@ class Mode(str, Enum):
     detect = "detect"
 
 
+class Align(str, Enum):
+    dlib_chip = "dlib-chip"
+    facenet = "facenet"
+    none = "none"
+
+
+def align_spec(align: "Align | None", size: "int | None", image_size: "int | None"):
+    """``--align``/``--align-size`` as an AlignSpec (None: no alignment; the crop size defaults
+    to the model's input size)."""
+    from harmony.align.spec import AlignSpec
+    from harmony.errors import InvalidInput
+
+    if align is None or align is Align.none:
+        if size is not None:
+            raise InvalidInput("--align-size needs --align dlib-chip or facenet", hint="add --align facenet")
+        return None
+    return AlignSpec(style=align.value, size=int(size or image_size or 160))
+
+
 class ExportFormat(str, Enum):
     parquet = "parquet"
     json = "json"
@@ -265,11 +284,17 @@ def add_external(
     std: Annotated[str, typer.Option("--std", help="Per-channel std of x/255.")] = "0.5,0.5,0.5",
     dim: Annotated[Optional[int], typer.Option("--dim", help="Embedding dim (checked; inferred if omitted).")] = None,
     parent: Annotated[Optional[str], typer.Option("--parent", help="Version this one descends from.")] = None,
+    align: Annotated[Optional[Align], typer.Option("--align", help="Face alignment of raw photos before the "
+                                                   "model: dlib-chip, facenet or none (inputs are crops). "
+                                                   "dlib: use --mode.")] = None,
+    align_size: Annotated[Optional[int], typer.Option("--align-size", help="Side of the aligned crop "
+                                                      "(default: --image-size).")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Register a model harmony did not train (TorchScript file or dlib's face ResNet) as a version.
 
-    Example: harmony registry add-external legacy --adapter dlib --mode aligned
+    Example: harmony registry add-external legacy --adapter dlib --mode detect
+    Example: harmony registry add-external fn --adapter torchscript --file fn.pt --image-size 160 --align facenet
     """
     from harmony.errors import InvalidInput
     from harmony.models.dlib_model import register_dlib
@@ -281,10 +306,14 @@ def add_external(
             raise InvalidInput("the torchscript adapter needs --file and --image-size",
                                hint="e.g. --file model.pt --image-size 112")
         v = register_torchscript(reg, name, file, image_size=image_size, mean=_floats(mean, "mean"),
-                                 std=_floats(std, "std"), dim=dim, parent=parent)
+                                 std=_floats(std, "std"), dim=dim, parent=parent,
+                                 align=align_spec(align, align_size, image_size))
     else:
         if file is not None:
             raise InvalidInput("the dlib adapter takes no --file", hint="drop --file; it uses dlib's own model")
+        if align is not None or align_size is not None:
+            raise InvalidInput("the dlib adapter aligns by its --mode",
+                               hint="--mode detect (dlib-chip 150 on raw photos) or --mode aligned (face chips)")
         v = register_dlib(reg, name, mode=mode.value, parent=parent)
     console.print(f"registered external version {v.name} ({v.backbone}, dim {v.dim}, sha256 {v.sha256[:12]})")
 

@@ -17,7 +17,8 @@ How a file becomes RGB (one rule for every command):
   16-bit RGB as its high bytes;
 - transparency (RGBA, LA, a palette or colour key with transparency) is composited on white;
 - every other mode (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``...) converts with PIL's rules;
-- then a bilinear resize of the whole image to ``size x size`` (inputs are aligned crops).
+- then a bilinear resize of the whole image to ``size x size`` (inputs are aligned crops);
+  :func:`read_rgb` stops before it (full resolution, for face detection).
 """
 
 from __future__ import annotations
@@ -136,19 +137,20 @@ def _reduce(im: "PILImage.Image", size: int) -> "PILImage.Image":
     return im.reduce(factor) if im.mode in _REDUCIBLE else im
 
 
-def _decode(path: str | Path, size: int) -> np.ndarray:
+def _decode(path: str | Path, size: int | None) -> np.ndarray:
+    """``size=None``: full resolution (no draft, no reduce, no resize)."""
     from PIL import Image, ImageOps
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with _open(path) as im:
-            if im.format == "JPEG":
+            if im.format == "JPEG" and size is not None:
                 im.draft(None, (HEADROOM * size, HEADROOM * size))
             img: Image.Image = im
             if im.getexif().get(0x0112, 1) != 1:
                 img = ImageOps.exif_transpose(im)
-            img = to_rgb(_reduce(img, size))
-            if img.size != (size, size):
+            img = to_rgb(_reduce(img, size) if size is not None else img)
+            if size is not None and img.size != (size, size):
                 img = img.resize((size, size), Image.BILINEAR)
             return np.asarray(img, dtype=np.uint8).copy()
 
@@ -160,16 +162,27 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
             struct.error, MemoryError)
 
 
-def load_image(path: str | Path, size: int) -> np.ndarray:
-    """Decode ``path`` to ``(size, size, 3)`` uint8 RGB by the rules above.
-
-    Raises InvalidInput naming the file and the reason when it cannot be used, so callers can skip it.
-    """
+def _read(path: str | Path, size: int | None) -> np.ndarray:
     try:
         return _decode(path, size)
     except _decode_errors() as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise InvalidInput(f"cannot read image {path}: {detail}", hint="remove or replace the file") from None
+
+
+def load_image(path: str | Path, size: int) -> np.ndarray:
+    """Decode ``path`` to ``(size, size, 3)`` uint8 RGB by the rules above.
+
+    Raises InvalidInput naming the file and the reason when it cannot be used, so callers can skip it.
+    """
+    return _read(path, size)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode ``path`` at full resolution to ``(h, w, 3)`` uint8 RGB by the same rules (pixel
+    limit, EXIF orientation applied, 16-bit, transparency, modes), with no resize: what face
+    detection reads. Raises InvalidInput naming the file and the reason when it cannot be used."""
+    return _read(path, None)
 
 
 def check_image(path: str | Path) -> Unusable | None:

@@ -18,6 +18,7 @@ from harmony.errors import InvalidInput
 from harmony.models.encoder import check_images, encode_in_batches, resize
 
 if TYPE_CHECKING:
+    from harmony.align.spec import AlignSpec
     from harmony.registry.records import Version
     from harmony.registry.store import Registry
 
@@ -69,8 +70,10 @@ MAX_IMAGE_SIZE = 1024  # face models take 96-299 px; a larger input is a typo th
 
 def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_size: int,
                          mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
-                         dim: int | None = None, parent: str | None = None, command: str | None = None) -> "Version":
-    """Register a TorchScript embedding model as external version ``name``."""
+                         dim: int | None = None, parent: str | None = None, command: str | None = None,
+                         align: "AlignSpec | None" = None) -> "Version":
+    """Register a TorchScript embedding model as external version ``name`` (``align``: its input
+    pipeline's face alignment, recorded in meta; None: inputs are face crops)."""
     file = Path(file)
     if not file.is_file():
         raise InvalidInput(f"TorchScript file {file} does not exist", hint="pass --file PATH")
@@ -87,5 +90,7 @@ def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_
         raise InvalidInput(f"--dim {dim} but the module returns {measured}-D embeddings", hint=f"use --dim {measured}")
     meta = {"adapter": "torchscript", "image_size": int(image_size),
             "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+    if align is not None:
+        meta["align"] = align.as_dict()
     return reg.add_version(name, kind="external", artifact=file, backbone=f"torchscript:{file.name}", dim=measured,
                            parent=parent, meta=meta, command=command)
