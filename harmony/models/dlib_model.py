@@ -74,6 +74,12 @@ def dlib_pipeline(mode: str) -> "InputPipeline":
     return InputPipeline(DLIB_CHIP, DLIB_DETECT_ALIGN if mode == "detect" else None)
 
 
+def _recorded(p: "InputPipeline") -> dict[str, Any]:
+    """The pipeline keys a dlib version records: its size and aligner (colour RGB and "the network
+    normalises internally" are what ``input_pipeline`` reads when nothing else is recorded)."""
+    return {k: v for k, v in p.meta().items() if k in ("image_size", "align")}
+
+
 def register_dlib(reg: "Registry", name: str, *, mode: str = "aligned", parent: str | None = None,
                   command: str | None = None) -> "Version":
     """Register dlib's face model as external version ``name`` (artifact: a JSON manifest)."""
@@ -87,4 +93,4 @@ def register_dlib(reg: "Registry", name: str, *, mode: str = "aligned", parent: 
         path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return reg.add_version(name, kind="external", artifact=path, backbone="dlib_face_recognition_resnet_model_v1",
                                dim=DlibEncoder.dim, parent=parent, command=command,
-                               meta={"adapter": "dlib", "mode": mode} | dlib_pipeline(mode).meta())
+                               meta={"adapter": "dlib", "mode": mode, **_recorded(dlib_pipeline(mode))})
