@@ -45,6 +45,25 @@ class Mode(str, Enum):
     detect = "detect"
 
 
+class Align(str, Enum):
+    dlib_chip = "dlib-chip"
+    facenet = "facenet"
+    none = "none"
+
+
+def align_spec(align: "Align | None", size: "int | None", image_size: "int | None"):
+    """``--align``/``--align-size`` as an AlignSpec (None: no alignment; the crop size defaults
+    to the model's input size)."""
+    from harmony.align.spec import AlignSpec
+    from harmony.errors import InvalidInput
+
+    if align is None or align is Align.none:
+        if size is not None:
+            raise InvalidInput("--align-size needs --align dlib-chip or facenet", hint="add --align facenet")
+        return None
+    return AlignSpec(style=align.value, size=int(size or image_size or 160))
+
+
 class ExportFormat(str, Enum):
     parquet = "parquet"
     json = "json"
@@ -289,11 +308,17 @@ def add_external(
                                                "onnx 127.5, or 1).")] = None,
     dim: Annotated[Optional[int], typer.Option("--dim", help="Embedding dim (checked; inferred if omitted).")] = None,
     parent: Annotated[Optional[str], typer.Option("--parent", help="Version this one descends from.")] = None,
+    align: Annotated[Optional[Align], typer.Option("--align", help="Face alignment of raw photos before the "
+                                                   "model: dlib-chip, facenet or none (inputs are crops). "
+                                                   "dlib: use --mode.")] = None,
+    align_size: Annotated[Optional[int], typer.Option("--align-size", help="Side of the aligned crop "
+                                                      "(default: --image-size).")] = None,
     registry: RegistryOpt = None,
 ) -> None:
     """Register a model harmony did not train (TorchScript or ONNX file, or dlib's face ResNet) as a version.
 
-    Example: harmony registry add-external arcface --adapter onnx --file w600k_r50.onnx
+    Example: harmony registry add-external arcface --adapter onnx --file w600k_r50.onnx --align dlib-chip
+    Example: harmony registry add-external legacy --adapter dlib --mode detect
     """
     from harmony.errors import InvalidInput
 
@@ -305,6 +330,9 @@ def add_external(
 
         if file is not None:
             raise InvalidInput("the dlib adapter takes no --file", hint="drop --file; it uses dlib's own model")
+        if align is not None or align_size is not None:
+            raise InvalidInput("the dlib adapter aligns by its --mode",
+                               hint="--mode detect (dlib-chip 150 on raw photos) or --mode aligned (face chips)")
         v = register_dlib(reg, name, mode=mode.value, parent=parent)
     elif file is None:
         raise InvalidInput(f"the {adapter.value} adapter needs --file", hint=f"e.g. --file model.{adapter.value}")
@@ -312,13 +340,15 @@ def add_external(
         from harmony.models.onnx_model import register_onnx
 
         v = register_onnx(reg, name, file, image_size=image_size, colour=colour.value if colour else None,
-                          mean=mean_, std=std_, dim=dim, parent=parent)
+                          mean=mean_, std=std_, dim=dim, parent=parent,
+                          align=align_spec(align, align_size, image_size))
     else:
         from harmony.models.torchscript import register_torchscript
 
         if colour is not None:
             raise InvalidInput("--colour is for the onnx adapter", hint="the torchscript adapter feeds RGB")
-        v = register_torchscript(reg, name, file, image_size=image_size, mean=mean_, std=std_, dim=dim, parent=parent)
+        v = register_torchscript(reg, name, file, image_size=image_size, mean=mean_, std=std_, dim=dim, parent=parent,
+                                 align=align_spec(align, align_size, image_size))
     console.print(f"registered external version {v.name} ({v.backbone}, dim {v.dim}, sha256 {v.sha256[:12]})")
 
 

@@ -3,6 +3,8 @@
 The read step of the embedding pipeline (``harmony.models.pipeline``). An evaluation set is fixed
 before any model sees it; each version then loads it at its own input size (two versions may
 differ), in chunks, so a large folder is never held in memory at once.
+``load`` decodes at a model's input size; ``load_full`` yields each image at full resolution, one
+at a time, for versions that detect and align faces first (``harmony.models.pipeline``).
 Every source has a ``key``: a sha256 over what determines its pixels, so the embedding cache can
 tell one image set from another without decoding anything:
 
@@ -20,11 +22,11 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-from harmony.data.images import DecodedImages, load_images
+from harmony.data.images import DecodedImages, Unusable, load_images, read_rgb
 from harmony.errors import InvalidInput
 
 
@@ -38,6 +40,13 @@ class ImageSource(Protocol):
     size: int | None  # the size its pixels exist at (renders, arrays); None: load at any size
 
     def load(self, start: int, stop: int, size: int) -> DecodedImages: ...
+
+    def load_full(self, start: int, stop: int, size: int) -> Iterator[np.ndarray | Unusable]:
+        """Each input of ``[start, stop)`` in order at its full resolution, ``(h, w, 3)`` uint8
+        (what face detection reads), or why it cannot be used. One image at a time: a chunk of
+        full-resolution photos is never held at once. ``size``: the side renders are made at
+        when they have none of their own (files and arrays have theirs)."""
+        ...
 
 
 def _sha(*parts: object) -> str:
@@ -107,6 +116,9 @@ class SyntheticSource:
                         SynthConfig(image_size=self.size or size, seed=self.seed))
         return DecodedImages.all_ok(images)
 
+    def load_full(self, start: int, stop: int, size: int) -> Iterator[np.ndarray | Unusable]:
+        yield from self.load(start, stop, size).images
+
 
 @dataclass(frozen=True)
 class FileSource:
@@ -141,6 +153,13 @@ class FileSource:
     def load(self, start: int, stop: int, size: int) -> DecodedImages:
         return load_images(self.paths[start:stop], size)
 
+    def load_full(self, start: int, stop: int, size: int) -> Iterator[np.ndarray | Unusable]:
+        for p in self.paths[start:stop]:
+            try:
+                yield read_rgb(p)
+            except InvalidInput as e:
+                yield Unusable(p, e.message)
+
 
 @dataclass(frozen=True, eq=False)
 class ArraySource:
@@ -169,3 +188,6 @@ class ArraySource:
 
     def load(self, start: int, stop: int, size: int) -> DecodedImages:
         return DecodedImages.all_ok(self.images[start:stop])
+
+    def load_full(self, start: int, stop: int, size: int) -> Iterator[np.ndarray | Unusable]:
+        yield from self.images[start:stop]

@@ -1,9 +1,11 @@
 """Embeddings of an evaluation set, computed once per (version, image set) and cached on disk.
 
-Layout: ``<registry root>/cache/embeddings/<version>/<sha256[:16]>-<set key[:16]>-<px>px.npz``.
+Layout: ``<registry root>/cache/embeddings/<version>/<sha256[:16]>-<set key[:16]>[-<pipeline>]-<px>px.npz``.
 The file name carries the version's artifact sha256 (a replaced model never meets an old cache
-file), the image set's content key (see ``harmony.data.sources``) and the size the images were
-loaded at. Each file holds ``ok`` ``(n,)`` over all ``n`` images of the source, ``vectors``
+file), the image set's content key (see ``harmony.data.sources``), the version's input pipeline
+(``InputPipeline.cache_tag``: alignment, colour order, mean/std; absent for a plain pipeline, so
+a version re-registered under the same name with another aligner never reads the old vectors)
+and the size the images were loaded at. Each file holds ``ok`` ``(n,)`` over all ``n`` images of the source, ``vectors``
 ``(n_ok, dim)`` float32 of the usable ones in order, and the unusable ones' ``paths`` and
 ``reasons``: the embedding pipeline's one rule (``harmony.models.pipeline``), stored explicitly.
 Writes go to a temp file in the same folder, are fsynced and renamed into place, so a reader
@@ -24,7 +26,7 @@ from harmony.data.images import Unusable
 from harmony.data.sources import ArraySource, ImageSource
 from harmony.io import atomic_writer
 from harmony.models.encoder import Encoder
-from harmony.models.pipeline import Embeddings, embed_source, input_pipeline
+from harmony.models.pipeline import Embeddings, InputPipeline, embed_source, input_pipeline
 from harmony.progress import ProgressFn
 
 if TYPE_CHECKING:
@@ -84,8 +86,10 @@ def load_size(source: ImageSource, image_size: int) -> int:
     return int(source.size) if source.size else int(image_size)
 
 
-def cache_path(root: Path, version: str, sha256: str, source: ImageSource, size: int) -> Path:
-    return Path(root) / CACHE_DIR / version / f"{sha256[:16]}-{source.key[:16]}-{size}px.npz"
+def cache_path(root: Path, version: str, sha256: str, source: ImageSource, size: int,
+               pipeline: InputPipeline | None = None) -> Path:
+    tag = pipeline.cache_tag if pipeline is not None else ""
+    return Path(root) / CACHE_DIR / version / f"{sha256[:16]}-{source.key[:16]}{'-' + tag if tag else ''}-{size}px.npz"
 
 
 def _save_atomic(path: Path, emb: Embeddings) -> None:
@@ -127,20 +131,29 @@ def embed_cached(reg: "Registry", version: str, data: "LabelledImages | ImageSou
             from harmony.models.loading import load_encoder
 
             return load_encoder(reg, v.name, batch_size=batch_size, device=device)
-    image_size = input_pipeline(v).image_size
+    pipeline = input_pipeline(v)
+    image_size = pipeline.image_size
     encoder = None
     if image_size is None and source.size is None:  # not recorded: the loaded model knows it
         encoder = encoder_factory()
         image_size = encoder.image_size
     size = load_size(source, image_size or 0)
-    path = cache_path(reg.root, v.name, v.sha256, source, size)
+    path = cache_path(reg.root, v.name, v.sha256, source, size, pipeline)
     if path.is_file():
         cached = _load(path, source.n, v.dim)
         if cached is not None:
             log.info("embeddings of %s from cache %s", v.name, path)
+            _log_unusable(cached)
             return Embedded(cached, size, True, path)
     encoder = encoder or encoder_factory()
-    emb = embed_source(encoder, source, size, batch_size=batch_size, progress=progress,
+    emb = embed_source(encoder, source, size, pipeline=pipeline, batch_size=batch_size, progress=progress,
                        task=f"embedding with {v.name}")
     _save_atomic(path, emb)
+    _log_unusable(emb)
     return Embedded(emb, size, False, path)
+
+
+def _log_unusable(emb: Embeddings) -> None:
+    """Commands list the skipped paths; the reasons go to the log (stderr), as the backfill's do."""
+    for u in emb.unusable:
+        log.warning("skipped: %s", u.reason)

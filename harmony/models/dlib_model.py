@@ -1,9 +1,12 @@
 """dlib's 128-D face ResNet (``pip install 'harmony[dlib]'``) as an external version's Encoder.
 
 The artifact is a JSON manifest naming the model files and their sha256 (``registry.manifests``),
-so ``verify`` and loading notice a changed model. Mode ``aligned`` embeds images that already are
-face chips (resized to 150x150); mode ``detect`` runs dlib's frontal face detector and 5-point
-alignment (``get_face_chip(150)``) first.
+so ``verify`` and loading notice a changed model. The encoder always embeds face chips (resized
+to 150x150). The mode is the version's input pipeline (``harmony.models.pipeline``): ``aligned``
+records no alignment (inputs are chips already); ``detect`` records
+``AlignSpec(style="dlib-chip", size=150)``, so every command detects the largest face on the
+full-resolution photo and hands the encoder its 5-point chip (``get_face_chip(150)``), and a photo
+with no face is skipped and listed rather than fatal.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from harmony.registry.artifacts import sha256_file
 from harmony.registry.manifests import DLIB_HINT, dlib_model_files
 
 if TYPE_CHECKING:
+    from harmony.models.pipeline import InputPipeline
     from harmony.registry.records import Version
     from harmony.registry.store import Registry
 
@@ -39,7 +43,8 @@ def dlib_manifest(mode: str) -> dict[str, Any]:
 
 
 class DlibEncoder:
-    """dlib's 128-D face ResNet; see the module docstring for the two modes."""
+    """dlib's 128-D face ResNet on face chips (any size, resized to 150x150). ``mode`` is kept
+    for the record: detection belongs to the version's pipeline, not to the encoder."""
 
     dim = 128
     image_size = DLIB_CHIP
@@ -52,30 +57,27 @@ class DlibEncoder:
 
         self.mode = mode
         self.model = dlib.face_recognition_model_v1(str(files["recognition"]))
-        if mode == "detect":
-            self.detector = dlib.get_frontal_face_detector()
-            self.predictor = dlib.shape_predictor(str(files["shape_predictor"]))
-
-    def _chip(self, img: np.ndarray, index: int) -> np.ndarray:
-        import dlib
-
-        boxes = self.detector(img, 1)
-        if len(boxes) == 0:
-            raise InvalidInput(f"no face found in image {index}", hint="pass face crops with --mode aligned, "
-                               "or drop images without a detectable face")
-        box = max(boxes, key=lambda r: r.width() * r.height())
-        return dlib.get_face_chip(img, self.predictor(img, box), size=DLIB_CHIP)
 
     def encode(self, images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         imgs = check_images(images)
         if not imgs:
             return np.zeros((0, self.dim), np.float32)
-        if self.mode == "detect":
-            chips = [self._chip(img, i) for i, img in enumerate(imgs)]
-        else:
-            chips = [resize(img, DLIB_CHIP) for img in imgs]
-        vectors = self.model.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+        chips = [np.ascontiguousarray(resize(img, DLIB_CHIP)) for img in imgs]
+        vectors = self.model.compute_face_descriptor(chips)
         return l2_normalise(np.array([np.array(v) for v in vectors], dtype=np.float32))
+
+
+def dlib_pipeline(mode: str) -> "InputPipeline":
+    """The input pipeline a dlib version of ``mode`` records."""
+    from harmony.models.pipeline import DLIB_DETECT_ALIGN, InputPipeline
+
+    return InputPipeline(DLIB_CHIP, DLIB_DETECT_ALIGN if mode == "detect" else None)
+
+
+def _recorded(p: "InputPipeline") -> dict[str, Any]:
+    """The pipeline keys a dlib version records: its size and aligner (colour RGB and "the network
+    normalises internally" are what ``input_pipeline`` reads when nothing else is recorded)."""
+    return {k: v for k, v in p.meta().items() if k in ("image_size", "align")}
 
 
 def register_dlib(reg: "Registry", name: str, *, mode: str = "aligned", parent: str | None = None,
@@ -91,4 +93,4 @@ def register_dlib(reg: "Registry", name: str, *, mode: str = "aligned", parent: 
         path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         return reg.add_version(name, kind="external", artifact=path, backbone="dlib_face_recognition_resnet_model_v1",
                                dim=DlibEncoder.dim, parent=parent, command=command,
-                               meta={"adapter": "dlib", "mode": mode, "image_size": DLIB_CHIP})
+                               meta={"adapter": "dlib", "mode": mode, **_recorded(dlib_pipeline(mode))})

@@ -25,6 +25,7 @@ from harmony.models.encoder import check_images, encode_in_batches, resize
 from harmony.models.sidecar import check_colour, check_image_size, check_mean_std, read_sidecar
 
 if TYPE_CHECKING:
+    from harmony.align.spec import AlignSpec
     from harmony.registry.records import Version
     from harmony.registry.store import Registry
 
@@ -178,9 +179,7 @@ class OnnxEncoder:
 
     def preprocess(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         """uint8 RGB crops at the model's size -> the float batch the model takes."""
-        x = np.stack(batch).astype(np.float32)
-        if self.colour == "bgr":
-            x = x[..., ::-1]
+        x = np.stack(batch).astype(np.float32)  # channels already in the model's order (the pipeline's colour step)
         if not self.identity:
             x = (x - self.mean) / self.std
         if self.layout == "NCHW":
@@ -214,7 +213,8 @@ def _probe_dim(path: Path, graph: OnnxGraph, size: int) -> int:
 
 def register_onnx(reg: "Registry", name: str, file: Path | str, *, image_size: int | None = None,
                   colour: str | None = None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                  dim: int | None = None, parent: str | None = None, command: str | None = None) -> "Version":
+                  dim: int | None = None, parent: str | None = None, command: str | None = None,
+                  align: "AlignSpec | None" = None) -> "Version":
     """Register an ONNX embedding model as external version ``name``.
 
     Values not passed come from ``FILE.json`` (written by ``harmony registry export-model``) when
@@ -252,6 +252,8 @@ def register_onnx(reg: "Registry", name: str, file: Path | str, *, image_size: i
                             "mean": mean_, "std": std_, "normalises_internally": internal}
     if side:
         meta["exported_from"] = {"version": side.get("version"), "sha256": side.get("sha256")}
+    if align is not None:
+        meta["align"] = align.as_dict()
     return reg.add_version(name, kind="external", artifact=file, backbone=f"onnx:{file.name}", dim=measured,
                            parent=parent, meta=meta, command=command)
 

@@ -19,6 +19,7 @@ from harmony.models.encoder import check_images, encode_in_batches, resize
 from harmony.models.sidecar import check_image_size, check_mean_std, read_sidecar, sidecar_path
 
 if TYPE_CHECKING:
+    from harmony.align.spec import AlignSpec
     from harmony.registry.records import Version
     from harmony.registry.store import Registry
 
@@ -67,8 +68,10 @@ def probe_dim(path: Path, image_size: int) -> int:
 
 def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_size: int | None = None,
                          mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                         dim: int | None = None, parent: str | None = None, command: str | None = None) -> "Version":
-    """Register a TorchScript embedding model as external version ``name``.
+                         dim: int | None = None, parent: str | None = None, command: str | None = None,
+                         align: "AlignSpec | None" = None) -> "Version":
+    """Register a TorchScript embedding model as external version ``name`` (``align``: its input
+    pipeline's face alignment, recorded in meta; None: inputs are face crops).
 
     ``FILE.json`` (written by ``harmony registry export-model``), when present, supplies the
     image size, mean and std that are not passed; otherwise the size is required and mean/std
@@ -93,5 +96,7 @@ def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_
     meta: dict = {"adapter": "torchscript", "image_size": size, "mean": mean_, "std": std_}
     if side:
         meta["exported_from"] = {"version": side.get("version"), "sha256": side.get("sha256")}
+    if align is not None:
+        meta["align"] = align.as_dict()
     return reg.add_version(name, kind="external", artifact=file, backbone=f"torchscript:{file.name}", dim=measured,
                            parent=parent, meta=meta, command=command)

@@ -11,9 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
+from harmony.data.images import Unusable
+from harmony.data.sources import ArraySource
 from harmony.errors import IntegrityError, InvalidInput
 from harmony.models.dlib_model import DlibEncoder, register_dlib
 from harmony.models.loading import load_external_encoder
+from harmony.models.pipeline import Embeddings, embed_source, input_pipeline
 from harmony.models.torchscript import TorchScriptEncoder, register_torchscript
 from harmony.registry.manifests import dlib_model_problems
 
@@ -145,15 +148,21 @@ def test_dlib_detect_matches_dlib_pipeline(reg):
 
     register_dlib(reg, "dlib-detect", mode="detect")
     enc = load_external_encoder(reg, "dlib-detect")
-    got = enc.encode(img[None])[0]
+    pipe = input_pipeline(reg.get_version("dlib-detect"))  # detection is the version's pipeline, not the encoder's
+
+    def through(*imgs: np.ndarray) -> Embeddings:
+        return embed_source(enc, ArraySource.of(np.stack(imgs)), 150, pipeline=pipe)
+
+    got = through(img).vectors[0]
     np.testing.assert_allclose(got, ref, atol=1e-5)
     np.testing.assert_allclose(DlibEncoder("aligned").encode(chip[None])[0], ref, atol=1e-5)
-    mirrored = enc.encode(np.ascontiguousarray(img[:, ::-1])[None])[0]
+    mirrored = through(np.ascontiguousarray(img[:, ::-1])).vectors[0]
     stranger = DlibEncoder("aligned").encode(np.full((1, 150, 150, 3), 128, np.uint8))[0]
     assert np.sum((got - mirrored) ** 2) < np.sum((got - stranger) ** 2)
     noise = np.random.default_rng(2).integers(0, 256, img.shape, dtype=np.uint8)
-    with pytest.raises(InvalidInput, match="no face found in image 1"):
-        enc.encode([img, noise])
+    out = through(img, noise)  # masked and named, never fatal
+    assert out.ok.tolist() == [True, False] and out.vectors.shape == (1, 128)
+    assert out.unusable == (Unusable("image #1", "no face found in image #1"),)
 
 
 def test_dlib_manifest_catches_changed_model(reg, tmp_path):

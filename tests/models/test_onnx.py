@@ -138,7 +138,12 @@ def test_nhwc_bgr_and_explicit_normalisation(reg, net, tmp_path):
     v = register_onnx(reg, "bgr", path, colour="bgr", mean=(100, 110, 120), std=(50, 60, 70))
     assert (v.meta["input_layout"], v.meta["colour"], v.meta["normalises_internally"]) == ("NHWC", "bgr", False)
     batch = faces(5)
-    got = load_external_encoder(reg, "bgr").encode(batch)
+    from harmony.data.sources import ArraySource
+    from harmony.models.pipeline import embed_source, input_pipeline
+
+    # channel order is the pipeline's step (one place for every adapter); the encoder gets BGR from it
+    got = embed_source(load_external_encoder(reg, "bgr"), ArraySource.of(batch), SIZE,
+                       pipeline=input_pipeline(reg.get_version("bgr"))).vectors
     want = twin(Nhwc(net), batch, SIZE, np.array([100, 110, 120], np.float32), np.array([50, 60, 70], np.float32),
                 bgr=True, nhwc=True)
     np.testing.assert_allclose(got, want, atol=1e-5)

@@ -121,5 +121,8 @@ def test_add_external_dlib(reg):
     if importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None:
         pytest.skip("dlib not installed (pip install 'harmony[dlib]')")
     run(reg, "add-external", "dlib-v1", "--adapter", "dlib", "--mode", "detect")
-    assert reg.get_version("dlib-v1").meta == {"adapter": "dlib", "mode": "detect", "image_size": 150}
+    from harmony.models.pipeline import DLIB_DETECT_ALIGN  # detect mode records its aligner (issue 18)
+
+    assert reg.get_version("dlib-v1").meta == {"adapter": "dlib", "mode": "detect", "image_size": 150,
+                                               "align": DLIB_DETECT_ALIGN.as_dict()}
     assert json.loads(run(reg, "verify", "--json").stdout)[0]["status"] == "ok"
