@@ -173,6 +173,31 @@ def load_chunk(source: ImageSource, start: int, stop: int, size: int,
     return d
 
 
+@dataclass(frozen=True)
+class CropEncoder:
+    """A version's encoder for images that already are face crops (training renders, folders of
+    crops): the pipeline's per-crop steps (colour order) run, the alignment does not, since the
+    images are what an aligner would have produced. Harmonic training embeds its training set
+    with the frozen v1 through this."""
+
+    encoder: Encoder
+    pipeline: InputPipeline
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.dim)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.encoder.image_size)
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images)
+        if self.pipeline.colour == "bgr" and len(x):
+            x = np.ascontiguousarray(x[..., ::-1])
+        return self.encoder.encode(x)
+
+
 @dataclass(frozen=True, eq=False)
 class Embeddings:
     """``vectors`` ``(n_ok, dim)`` float32 unit rows of the usable inputs in order, ``ok`` ``(n,)``

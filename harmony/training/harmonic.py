@@ -190,11 +190,14 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     The compatibility rows (v2 vs v1, and the init model vs v1 as the baseline) are recorded
     unless ``require_compatible`` and some FAR fails. ``resume`` as in ``train_base``."""
     from harmony.models.loading import load_embedder, load_encoder
+    from harmony.models.pipeline import CropEncoder, input_pipeline
 
     refuse_existing(reg, name)
     reg.require_writable()  # before hours of training, not at registration
     old_v = reg.get_version(from_version)
-    old_encoder = load_encoder(reg, old_v.name)
+    # the frozen v1 sees the training crops through its own recorded pipeline (channel order), so an
+    # external v1 (ONNX, TorchScript) embeds them exactly as it embeds a gallery
+    old_encoder = CropEncoder(load_encoder(reg, old_v.name), input_pipeline(old_v))
     init_model = load_embedder(reg, init) if init else None
     init_copy = copy.deepcopy(init_model)  # untouched by training, for the baseline row
     run = open_run(reg, name, {"kind": "harmonic", "recipe": recipe.to_yaml(), "from": old_v.name, "init": init},

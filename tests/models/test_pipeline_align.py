@@ -228,3 +228,27 @@ def test_add_external_align_option_records_the_aligner(tmp_path):
     assert r.exit_code == 2 and "--align-size needs --align" in r.output
     r = run(app, ["add-external", "d", "--adapter", "dlib", "--align", "facenet", "--registry", root])
     assert r.exit_code == 2 and "--mode" in r.output
+
+
+def test_crop_encoder_applies_the_colour_step_only():
+    import numpy as np
+
+    from harmony.models.pipeline import CropEncoder, InputPipeline
+
+    class Spy:
+        dim, image_size = 3, 4
+
+        def __init__(self):
+            self.seen = None
+
+        def encode(self, images):
+            self.seen = np.asarray(images)
+            return np.ones((len(images), 3), np.float32) / np.sqrt(3)
+
+    imgs = np.zeros((2, 4, 4, 3), np.uint8)
+    imgs[..., 0] = 200  # red
+    spy = Spy()
+    CropEncoder(spy, InputPipeline(4, colour="bgr")).encode(imgs)
+    assert (spy.seen[..., 2] == 200).all() and (spy.seen[..., 0] == 0).all()
+    CropEncoder(spy, InputPipeline(4)).encode(imgs)
+    assert (spy.seen[..., 0] == 200).all()
