@@ -9,8 +9,11 @@ registered back as external versions (``add-external --adapter onnx|torchscript`
 - reference, same run: the same onnxruntime session / TorchScript module called directly on the
   same crops already preprocessed (float32 NCHW, built outside the timed loop), same batch size.
 
+- dlib (``--mode aligned``, when ``harmony[dlib]`` is installed): ``load_encoder(reg, "dlib").encode``
+  on 150 x 150 chips against ``compute_face_descriptor`` called directly on the same chips.
+
 overhead = harmony seconds / reference seconds - 1 (goal <= 5%). Runs alternate and the best of
-``REPEATS`` counts for each side. dlib's half of the comparison belongs to the alignment bench.
+``REPEATS`` counts for each side.
 Run: ``python -m bench encoders`` or ``python bench/bench_encoders.py [--full]``; writes
 bench/results/encoders.json.
 """
@@ -88,6 +91,27 @@ def _torchscript_reference(enc, crops: np.ndarray) -> Callable[[], object]:
     return run
 
 
+def _dlib_reference(enc, crops: np.ndarray) -> Callable[[], object]:
+    chips = [np.ascontiguousarray(c) for c in crops]  # already 150 x 150: nothing for harmony to resize
+    return lambda: [enc.model.compute_face_descriptor(chips[a:a + BATCH]) for a in range(0, len(chips), BATCH)]
+
+
+def _as_array(out: object) -> np.ndarray:
+    """A batch's output as (b, dim) float32: a tensor, an array, or dlib's list of vectors."""
+    if hasattr(out, "numpy"):
+        return out.numpy().astype(np.float32)
+    try:
+        return np.asarray(out, dtype=np.float32)
+    except (TypeError, ValueError):
+        return np.array([np.array(v) for v in out], dtype=np.float32)
+
+
+def _has_dlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models") is not None
+
+
 def run(quick: bool = True) -> dict:
     import torch
 
@@ -99,16 +123,25 @@ def run(quick: bool = True) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         reg = _registry(Path(tmp))
-        for name, adapter, reference in (("net-onnx", "onnx (onnxruntime, CPU provider)", _onnx_reference),
-                                         ("net-ts", "torchscript", _torchscript_reference)):
+        cases = [("net-onnx", "onnx (onnxruntime, CPU provider)", _onnx_reference, crops),
+                 ("net-ts", "torchscript", _torchscript_reference, crops)]
+        if _has_dlib():
+            from harmony.models.dlib_model import register_dlib
+
+            register_dlib(reg, "dlib", mode="aligned")
+            chips, _ = render_set(max(n // 32, 2), 8, "test", SynthConfig(image_size=150, seed=0))
+            cases.append(("dlib", "dlib ResNet (aligned chips)", _dlib_reference, chips))
+        for name, adapter, reference, crops in cases:
+            n = len(crops)
             enc = load_encoder(reg, name, batch_size=BATCH, device="cpu")
-            enc.batch_size = BATCH
+            if hasattr(enc, "batch_size"):
+                enc.batch_size = BATCH
             got = enc.encode(crops)
-            direct = np.concatenate([np.asarray(r) for r in reference(enc, crops)()])
+            direct = np.concatenate([_as_array(r) for r in reference(enc, crops)()])
             agree = float(np.abs(got - direct / np.linalg.norm(direct, axis=1, keepdims=True)).max())
             t = _best({"harmony": lambda enc=enc: enc.encode(crops), "reference": reference(enc, crops)}, repeats)
             overhead = t["harmony"] / t["reference"] - 1
-            rows.append({"adapter": adapter, "images": n, "batch": BATCH, "image_size": SIZE,
+            rows.append({"adapter": adapter, "images": n, "batch": BATCH, "image_size": int(crops.shape[1]),
                          "harmony_images_per_s": n / t["harmony"], "reference_images_per_s": n / t["reference"],
                          "reference": "the same session/module called directly on preprocessed float32 NCHW crops",
                          "ratio": t["reference"] / t["harmony"], "overhead": overhead,
