@@ -41,13 +41,19 @@ class TorchScriptEncoder:
         self.dim, self.image_size, self.batch_size, self.device = int(dim), int(image_size), batch_size, device
         self.mean = torch.tensor(list(mean), dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(list(std), dtype=torch.float32).view(1, 3, 1, 1)
+        # (x/255 - mean)/std as one in-place affine on the uint8 pixels: x * scale + shift
+        self.scale = (1.0 / (255.0 * self.std)).to(device)
+        self.shift = (-self.mean / self.std).to(device)
+        self.shifts = bool(torch.any(self.shift != 0))
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255.0)
-        x = ((x - self.mean) / self.std).to(self.device)
-        with torch.no_grad():
+        # NHWC uint8 -> NCHW float with channels-last strides (what the convolutions run fastest on)
+        x = torch.from_numpy(np.stack(batch)).to(self.device).permute(0, 3, 1, 2).float().mul_(self.scale)
+        if self.shifts:
+            x.add_(self.shift)
+        with torch.inference_mode():
             out = self.module(x)
         if not isinstance(out, torch.Tensor) or out.ndim != 2:
             raise InvalidInput(f"TorchScript module returned {type(out).__name__} "
