@@ -22,7 +22,8 @@ import numpy as np
 
 from harmony.errors import InvalidInput, NotFound
 from harmony.models.encoder import check_images, encode_in_batches, resize
-from harmony.models.sidecar import check_colour, check_image_size, check_mean_std, read_sidecar
+from harmony.models.sidecar import (check_colour, check_image_size, check_mean_std, read_sidecar,
+                                    register_model_file)
 
 if TYPE_CHECKING:
     from harmony.align.spec import AlignSpec
@@ -250,12 +251,8 @@ def register_onnx(reg: "Registry", name: str, file: Path | str, *, image_size: i
         raise InvalidInput(f"--dim {dim} but {file} returns {measured}-D embeddings", hint=f"use --dim {measured}")
     meta: dict[str, Any] = {"adapter": "onnx", "image_size": size, "input_layout": graph.layout, "colour": colour_,
                             "mean": mean_, "std": std_, "normalises_internally": internal}
-    if side:
-        meta["exported_from"] = {"version": side.get("version"), "sha256": side.get("sha256")}
-    if align is not None:
-        meta["align"] = align.as_dict()
-    return reg.add_version(name, kind="external", artifact=file, backbone=f"onnx:{file.name}", dim=measured,
-                           parent=parent, meta=meta, command=command)
+    return register_model_file(reg, name, file, backbone=f"onnx:{file.name}", dim=measured, meta=meta, side=side, align=align,
+                               parent=parent, command=command)
 
 
 def onnx_encoder(path: Path, meta: dict, dim: int, *, batch_size: int = 64, device: str | None = None) -> OnnxEncoder:

@@ -13,9 +13,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from harmony.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from harmony.align.spec import AlignSpec
+    from harmony.registry.records import Version
+    from harmony.registry.store import Registry
 
 SIDECAR_FORMAT = "harmony.model-pipeline/1"
 MAX_IMAGE_SIZE = 1024  # face models take 96-299 px; a larger input is a typo that would exhaust memory
@@ -75,3 +80,17 @@ def check_colour(colour: str) -> str:
     if colour not in COLOURS:
         raise InvalidInput(f"colour order {colour!r} is not rgb or bgr", hint="pass --colour rgb or --colour bgr")
     return colour
+
+
+def register_model_file(reg: "Registry", name: str, file: Path, *, backbone: str, dim: int, meta: dict[str, Any],
+                        side: dict[str, Any], align: "AlignSpec | None", parent: str | None,
+                        command: str | None) -> "Version":
+    """The last step every file-based adapter shares: provenance from the sidecar, the recorded
+    aligner, then the registry copies the file and commits the version."""
+    meta = dict(meta)
+    if side:
+        meta["exported_from"] = {"version": side.get("version"), "sha256": side.get("sha256")}
+    if align is not None:
+        meta["align"] = align.as_dict()
+    return reg.add_version(name, kind="external", artifact=file, backbone=backbone, dim=dim, parent=parent,
+                           meta=meta, command=command)

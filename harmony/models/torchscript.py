@@ -16,7 +16,7 @@ import numpy as np
 
 from harmony.errors import InvalidInput
 from harmony.models.encoder import check_images, encode_in_batches, resize
-from harmony.models.sidecar import check_image_size, check_mean_std, read_sidecar, sidecar_path
+from harmony.models.sidecar import check_image_size, check_mean_std, read_sidecar, register_model_file, sidecar_path
 
 if TYPE_CHECKING:
     from harmony.align.spec import AlignSpec
@@ -100,9 +100,5 @@ def register_torchscript(reg: "Registry", name: str, file: Path | str, *, image_
     if dim is not None and dim != measured:
         raise InvalidInput(f"--dim {dim} but the module returns {measured}-D embeddings", hint=f"use --dim {measured}")
     meta: dict = {"adapter": "torchscript", "image_size": size, "mean": mean_, "std": std_}
-    if side:
-        meta["exported_from"] = {"version": side.get("version"), "sha256": side.get("sha256")}
-    if align is not None:
-        meta["align"] = align.as_dict()
-    return reg.add_version(name, kind="external", artifact=file, backbone=f"torchscript:{file.name}", dim=measured,
-                           parent=parent, meta=meta, command=command)
+    return register_model_file(reg, name, file, backbone=f"torchscript:{file.name}", dim=measured, meta=meta, side=side, align=align,
+                               parent=parent, command=command)
