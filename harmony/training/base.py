@@ -46,7 +46,8 @@ def fit_base(recipe: Recipe, run: Run | None = None, progress: ProgressFn | None
                              val_images=dm.val.images, val_labels=dm.val.labels, val_far=min(recipe.eval.fars))
     stage_dir = run.stage_dir(STAGE) if run is not None else None
     trainer = make_trainer(t, t.epochs, stage_dir, progress, task="training")
-    trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(STAGE) if run is not None else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(STAGE) if run is not None else None,
+                weights_only=True)  # our own checkpoint, loaded safely all the same
     return model.eval(), module.history
 
 

@@ -57,7 +57,7 @@ class EpochCheckpoint(Checkpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.dirpath.mkdir(parents=True, exist_ok=True)
         tmp = self.dirpath / f".last.ckpt.tmp-{os.getpid()}"
-        trainer.save_checkpoint(tmp)  # rank 0 writes; every rank waits for it
+        trainer.save_checkpoint(tmp, weights_only=False)  # the full state, to resume; rank 0 writes, all wait
         if trainer.is_global_zero:
             os.replace(tmp, self.dirpath / "last.ckpt")
             fsync_dir(self.dirpath)

@@ -125,7 +125,8 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
                              feature_cache=feature_cache)
     stage_dir = run.stage_dir(trainable) if run is not None else None
     trainer = make_trainer(t, epochs, stage_dir, progress, task=f"harmonic stage {trainable}")
-    trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(trainable) if run is not None else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(trainable) if run is not None else None,
+                weights_only=True)  # our own checkpoint, loaded safely all the same
     for p in model.parameters():
         p.requires_grad_(True)
     return module.history
