@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from harmony.errors import IntegrityError
+from harmony.registry.artifacts import sha256_file
 
 FILES = "files"
 SEAL = "meta_sha256"
-_CHUNK = 1 << 20
 
 _hashes: dict[tuple[str, int, int], str] = {}
 
@@ -34,11 +34,7 @@ def file_sha256(path: Path) -> tuple[int, str]:
     """``(size, sha256)`` of a file, from the cache while its size and mtime are unchanged."""
     key = _key(path)
     if key not in _hashes:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-        _hashes[key] = h.hexdigest()
+        _hashes[key] = sha256_file(path)
     return key[1], _hashes[key]
 
 

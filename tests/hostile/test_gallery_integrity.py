@@ -101,14 +101,14 @@ def test_missing_index_file_and_missing_folder(env):
 def test_repeated_search_does_not_rehash(env, monkeypatch):
     build_gallery(env.reg, "G", "v1", env.faces)
     checksums._hashes.clear()
-    reads = []
-    real_open = open
+    reads = []  # files hashed (read whole) by the integrity check
+    real_hash = checksums.sha256_file
 
-    def counting_open(path, *a, **k):
+    def counting_hash(path):
         reads.append(str(path))
-        return real_open(path, *a, **k)
+        return real_hash(path)
 
-    monkeypatch.setattr(checksums, "open", counting_open, raising=False)
+    monkeypatch.setattr(checksums, "sha256_file", counting_hash)
     query = env.faces / "id001"
     first = search_gallery(env.reg, "G", query, 3)
     assert any(".faiss" in p for p in reads)
