@@ -87,3 +87,17 @@ def from_os_error(err: OSError) -> HarmonyError:
         return DiskFull(f"disk full while writing{where}", hint=_OS_HINTS[name])
     return InvalidInput(f"cannot complete the command: {text}",
                         hint=_OS_HINTS.get(name, "see the message; nothing was committed past the last step"))
+
+
+def from_foreign_error(err: Exception) -> HarmonyError | None:
+    """An OSError or a DuckDB error that reached the CLI as one typed line; None for anything
+    else (a bug, which keeps its traceback)."""
+    if isinstance(err, OSError):
+        return from_os_error(err)
+    if type(err).__module__.split(".")[0].lstrip("_") != "duckdb":  # DuckDB's errors live in _duckdb
+        return None
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if "No space left" in str(err) or "disk" in str(err).lower():
+        return DiskFull(f"registry write failed: {first}", hint="free some disk space and re-run")
+    return HarmonyError(f"registry operation failed: {first}",
+                        hint="re-run; `harmony registry verify` checks the registry")

@@ -107,33 +107,24 @@ def print_first(header: str, lines: Sequence[str], total: Optional[int] = None, 
 
 
 def handle_errors(fn: F) -> F:
-    """Turn HarmonyError (and a few user-caused OS errors) into one red line and exit 2."""
+    """Turn HarmonyError, and the OSErrors and DuckDB errors a user can cause (a full disk, a
+    read-only registry), into one red line and exit 2."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from harmony.errors import HarmonyError
+        from harmony.errors import HarmonyError, from_foreign_error
 
         try:
             return fn(*args, **kwargs)
         except HarmonyError as e:
             _print_error(e)
             raise typer.Exit(2) from None
-        except OSError as e:  # a full disk, a read-only registry, a name the file system refuses
-            from harmony.errors import from_os_error
-
-            logging.getLogger("harmony").debug("OSError at the CLI boundary", exc_info=True)
-            _print_error(from_os_error(e))
-            raise typer.Exit(2) from None
         except Exception as e:
-            if type(e).__module__.split(".")[0].lstrip("_") != "duckdb":  # DuckDB's errors live in _duckdb
+            typed = from_foreign_error(e)
+            if typed is None:
                 raise
-            from harmony.errors import DiskFull, HarmonyError as _HE
-
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            full = "No space left" in str(e) or "disk" in str(e).lower()
-            _print_error(DiskFull(f"registry write failed: {first}", hint="free some disk space and re-run") if full
-                         else _HE(f"registry operation failed: {first}", hint="re-run; `harmony registry verify` "
-                                  "checks the registry"))
+            logging.getLogger("harmony").debug("%s at the CLI boundary", type(e).__name__, exc_info=True)
+            _print_error(typed)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]; re-run the same command to resume where it is resumable")
