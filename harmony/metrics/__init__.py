@@ -9,7 +9,7 @@ from harmony.metrics.clustering import (ClusterReport, PairwisePR, agglomerative
                                         pairwise_precision_recall)
 from harmony.metrics.fars import DEFAULT_FARS, check_far, check_fars
 from harmony.metrics.compat import (CompatReport, CompatRow, IdentificationReport, compatibility_report,
-                                    identification_report)
+                                    gain_recovered, identification_report)
 from harmony.metrics.identification import knn_accuracy
 from harmony.metrics.lfw import LfwResult, Pair, PairSet, lfw_protocol, read_lfw_pairs, read_pairs_csv
 from harmony.metrics.plots import plot_val_far
@@ -18,6 +18,6 @@ from harmony.metrics.val_at_far import ValAtFar, val_at_far, val_far_curve
 __all__ = [
     "DEFAULT_FARS", "check_far", "check_fars", "ClusterReport", "CompatReport", "CompatRow", "IdentificationReport", "LfwResult", "MetricsWarning",
     "Pair", "PairSet", "PairwisePR", "ValAtFar", "agglomerative_clusters", "cluster_report",
-    "compatibility_report", "identification_report", "knn_accuracy", "lfw_protocol", "pairwise_precision_recall",
+    "compatibility_report", "gain_recovered", "identification_report", "knn_accuracy", "lfw_protocol", "pairwise_precision_recall",
     "plot_val_far", "read_lfw_pairs", "read_pairs_csv", "val_at_far", "val_far_curve",
 ]

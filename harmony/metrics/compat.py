@@ -26,6 +26,16 @@ from harmony.metrics.identification import knn_accuracy
 from harmony.metrics.val_at_far import ValAtFar, val_at_far
 
 
+def gain_recovered(before: float, cross: float, after: float) -> float | None:
+    """Share of v2's gain over v1 that cross-version queries already deliver (DESIGN section 2):
+    ``(cross - before) / (after - before)``; 0 = only as good as v1, 1 = as good as v2 itself.
+    None when v2 is not better than v1 (``after <= before``): there is no gain to recover."""
+    gain = after - before
+    if not gain > 0:
+        return None
+    return (cross - before) / gain
+
+
 @dataclass(frozen=True)
 class CompatRow:
     """The 2x2 table at one FAR target: each cell a full ValAtFar (VAL, t*, pair counts), and the verdict."""
@@ -41,9 +51,14 @@ class CompatRow:
         """BCT criterion: VAL(new->old) >= VAL(old,old)."""
         return self.new_old.val >= self.old_old.val
 
+    @property
+    def gain_recovered(self) -> float | None:
+        """:func:`gain_recovered` at this FAR (None when v2 is not better than v1 here)."""
+        return gain_recovered(self.old_old.val, self.new_old.val, self.new_new.val)
+
     def as_dict(self) -> dict[str, Any]:
         """JSON (``harmony eval --json``, the evaluations table): VALs, t* (None = accept all), pair counts."""
-        return {"far": self.far, "compatible": self.compatible,
+        return {"far": self.far, "compatible": self.compatible, "gain_recovered": self.gain_recovered,
                 "val_old_old": self.old_old.val, "val_new_new": self.new_new.val,
                 "val_new_old": self.new_old.val, "val_old_new": self.old_new.val,
                 "threshold_old_old": self.old_old.as_dict()["threshold"],
@@ -58,7 +73,7 @@ class CompatRow:
         """The registry's compatibility row (``Registry.record_compatibility``'s ``table``): the four
         VALs under the registry's cell names (old_old, new_new, new_old, old_new), the rest of
         :meth:`as_dict` as detail."""
-        detail = {k: v for k, v in self.as_dict().items() if k not in ("far", "compatible")}
+        detail = {k: v for k, v in self.as_dict().items() if k not in ("far", "compatible", "gain_recovered")}
         return {"old_old": self.old_old.val, "new_new": self.new_new.val, "new_old": self.new_old.val,
                 "old_new": self.old_new.val, **detail}
 
@@ -66,7 +81,8 @@ class CompatRow:
         """The same row as a migration reads it: before = VAL(old,old), cross = VAL(new->old) (the
         mixed search while the backfill runs), after = VAL(new,new)."""
         return {"far": self.far, "before": self.old_old.val, "cross": self.new_old.val, "after": self.new_new.val,
-                "compatible_here": self.compatible, "zero_false_accepts": self.old_old.zero_false_accepts,
+                "compatible_here": self.compatible, "gain_recovered": self.gain_recovered,
+                "zero_false_accepts": self.old_old.zero_false_accepts,
                 "threshold_before": self.old_old.as_dict()["threshold"],
                 "threshold_cross": self.new_old.as_dict()["threshold"],
                 "threshold_after": self.new_new.as_dict()["threshold"], "n_same_pairs": self.old_old.n_same,

@@ -76,7 +76,7 @@ def test_one_record_three_views(versions):
         assert (cells["old_old"], cells["new_new"], cells["new_old"], cells["old_new"]) == (
             row.old_old.val, row.new_new.val, row.new_old.val, row.old_new.val)
         assert {k: v for k, v in cells.items() if k not in ("old_old", "new_new", "new_old", "old_new")} == {
-            k: v for k, v in row.as_dict().items() if k not in ("far", "compatible")}
+            k: v for k, v in row.as_dict().items() if k not in ("far", "compatible", "gain_recovered")}
         assert (mig["far"], mig["before"], mig["cross"], mig["after"], mig["compatible_here"]) == (
             row.far, row.old_old.val, row.new_old.val, row.new_new.val, row.compatible)
         assert mig["threshold_before"] == row.as_dict()["threshold_old_old"]
@@ -121,3 +121,23 @@ def test_identification_needs_probes(versions):
     old, new, _, lab = versions
     with pytest.raises(InvalidInput, match="no probes"):
         identification_report(old, new, lab, gallery_per_identity=5)
+
+
+def test_gain_recovered_definition():
+    from harmony.metrics import gain_recovered
+
+    assert gain_recovered(0.775, 0.782, 0.871) == pytest.approx(0.007 / 0.096)
+    assert gain_recovered(0.8, 0.9, 0.9) == pytest.approx(1.0)
+    assert gain_recovered(0.8, 0.7, 0.9) == pytest.approx(-1.0)  # worse than v1: negative, not hidden
+    assert gain_recovered(0.9, 0.95, 0.9) is None  # v2 no better than v1: undefined
+    assert gain_recovered(0.9, 0.95, 0.85) is None
+
+
+def test_row_gain_recovered_matches_cells(versions):
+    from harmony.metrics import gain_recovered
+
+    old, new, _, lab = versions
+    for row in compatibility_report(old, new, lab, (1e-2, 1e-1)).rows:
+        assert row.gain_recovered == gain_recovered(row.old_old.val, row.new_old.val, row.new_new.val)
+        assert row.as_dict()["gain_recovered"] == row.gain_recovered
+        assert row.as_migration_dict()["gain_recovered"] == row.gain_recovered
