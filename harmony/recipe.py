@@ -73,6 +73,10 @@ class TrainSpec:
 class HarmonicSpec:
     method: Literal["harmonic", "bct"] = "harmonic"
     anchors: Literal["new", "both"] = "new"
+    positives: Literal["both", "old"] = "both"  # where a v2 anchor's positives come from (old = v1 side only)
+    loss: Literal["triplet", "ract"] = "triplet"  # ract: relative-order contrastive (hot-refresh upgrades)
+    ract_tau: float = 0.05
+    frozen_stages: int = 0  # stage 2 keeps this many leading body stages frozen (their output is cached)
     prototype_weight: float = 16.0  # 0 = the paper's triplet-only harmonic loss
     prototype_renders: int = 6  # v1 images per training identity averaged into its prototype
     bct_weight: float = 1.0
@@ -238,6 +242,8 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.head_steps >= 0 and r.harmonic.full_steps >= 0, "harmonic.head_steps/full_steps", "must be >= 0"),
         (r.harmonic.head_steps + r.harmonic.full_steps > 0, "harmonic.head_steps/full_steps", "need at least one step"),
         (r.harmonic.prototype_renders >= 1, "harmonic.prototype_renders", "must be >= 1"),
+        (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
+        (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
         (_fars_ok(r.eval.fars), "eval.fars", "each FAR must be in (0, 1]"),
         (abs(sum(r.data.split) - 1) < 1e-6, "data.split", "fractions must sum to 1"),
         (r.data.source != "folder" or bool(r.data.path), "data.path", "is required when data.source is folder"),

@@ -19,19 +19,48 @@ def prototype_pull(new: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     return ((new - prototypes) ** 2).sum(1).mean()
 
 
+def relative_order_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor, tau: float = 0.05) -> torch.Tensor:
+    """The relative-order contrastive loss of hot-refresh upgrades (RACT, ICLR 2022), in a batch.
+
+    For each v2 anchor the positives are the v1 embeddings of its identity (its own image's
+    included) and the negatives every other identity's embedding under v1 *and* v2, so a v2 query
+    must rank its v1-stored match above new-version impostors too: the order a half-backfilled
+    gallery needs. InfoNCE over cosine similarity at temperature ``tau``."""
+    b = len(labels)
+    cand = torch.cat([old.detach(), new], 0)
+    logits = new @ cand.T / tau
+    same = labels[:, None] == torch.cat([labels, labels])[None, :]
+    pos = same.clone()
+    pos[:, b:] = False  # v2 candidates are never positives
+    keep = pos | ~same  # drop v2 same-identity candidates from the denominator
+    logits = logits.masked_fill(~keep, float("-inf"))
+    log_den = torch.logsumexp(logits, 1)
+    log_num = torch.logsumexp(logits.masked_fill(~pos, float("-inf")), 1)
+    return (log_den - log_num).mean()
+
+
 def harmonic_triplet_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor, margin: float = 0.2,
                           mining: str = "semihard", anchors: str = "new", prototypes: torch.Tensor | None = None,
-                          prototype_weight: float = 0.0) -> torch.Tensor:
-    """new, old (B, d): the same images under v2 and v1 (old carries no gradient); labels (B,)."""
+                          prototype_weight: float = 0.0, positives: str = "both") -> torch.Tensor:
+    """new, old (B, d): the same images under v2 and v1 (old carries no gradient); labels (B,).
+
+    ``positives="old"`` takes a v2 anchor's positives from the v1 side only (negatives stay the
+    union), so every triplet is a cross-version ranking."""
     b = len(labels)
     cand = torch.cat([new, old.detach()], 0)
     lab_c = torch.cat([labels, labels])
     idx = torch.arange(b, device=new.device)
+    if positives not in ("both", "old"):
+        raise ValueError(f"positives must be 'both' or 'old', got {positives!r}")
     if anchors == "new":
         exclude = torch.zeros(b, 2 * b, dtype=torch.bool, device=new.device)
         exclude[idx, idx] = True
+        if positives == "old":
+            exclude[:, :b] = True
         loss = mined_triplet_loss(new, cand, labels, lab_c, exclude, margin, mining)
     elif anchors == "both":
+        if positives == "old":
+            raise ValueError("positives='old' needs anchors='new'")
         exclude = torch.eye(2 * b, dtype=torch.bool, device=new.device)
         anchors_t = torch.cat([new, old.detach()], 0)
         loss = mined_triplet_loss(anchors_t, cand, lab_c, lab_c, exclude, margin, mining)

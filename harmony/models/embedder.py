@@ -63,6 +63,20 @@ class Embedder(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.normalise(x).contiguous(memory_format=torch.channels_last))
 
+    def lower_features(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        """The output of the first ``n`` body modules (stages): what a partly frozen body caches."""
+        return self.body[:n](self.normalise(x).contiguous(memory_format=torch.channels_last))
+
+    def upper_features(self, z: torch.Tensor, n: int) -> torch.Tensor:
+        """The rest of the body on :meth:`lower_features`' output."""
+        return self.body[n:](z.contiguous(memory_format=torch.channels_last))
+
+    def n_stages(self) -> int:
+        """How many leading body modules can be frozen (all but the pooling tail)."""
+        if not isinstance(self.body, nn.Sequential):
+            return 0
+        return sum(1 for m in self.body if not isinstance(m, (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout)))
+
     def embed_features(self, f: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.drop(f)).float(), dim=1)
 

@@ -26,6 +26,7 @@ from harmony.data.datasets import ArrayFaces
 from harmony.data.synthetic import render
 from harmony.errors import InvalidInput
 from harmony.losses import bct_influence_loss, harmonic_triplet_loss, triplet_loss
+from harmony.losses.harmonic import prototype_pull, relative_order_loss
 from harmony.models.embedder import Embedder
 from harmony.models.encode import encode_array
 from harmony.progress import ProgressFn
@@ -82,13 +83,15 @@ def v1_targets(old_encoder, dm: FaceDataModule, recipe: Recipe) -> tuple[torch.T
     return torch.from_numpy(old), torch.from_numpy(protos.astype(np.float32))
 
 
-def backbone_features(model: Embedder, ds, batch: int = 512) -> torch.Tensor:
-    """Frozen-body features of every training image, for the head-only stage."""
+def backbone_features(model: Embedder, ds, batch: int = 512, stages: int | None = None) -> torch.Tensor:
+    """Frozen-body features of every training image: the whole body's for the head-only stage,
+    the first ``stages`` stages' (stored as float16: they are large maps) for a partly frozen one."""
     model.eval()
     out = []
     with torch.inference_mode():
         for x in dataset_images(ds, batch):
-            out.append(model.features(torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)).float())
+            x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
+            out.append(model.features(x).float() if stages is None else model.lower_features(x, stages).half())
     return torch.cat(out)
 
 
@@ -99,7 +102,10 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
         idx, y = batch["idx"].cpu(), batch["y"]
         old = old_train[idx].to(new.device)
         p = protos[y.cpu()].to(new.device) if h.prototype_weight > 0 else None
-        return harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight)
+        if h.loss == "ract":
+            loss = relative_order_loss(new, old, y, h.ract_tau)
+            return loss + h.prototype_weight * prototype_pull(new, p) if p is not None else loss
+        return harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight, h.positives)
 
     def bct(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:
         y = batch["y"]
@@ -111,7 +117,7 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
 
 def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr: float, trainable: str,
            dm: FaceDataModule, run: Run | None, progress: ProgressFn | None,
-           feature_cache: torch.Tensor | None = None) -> list:
+           feature_cache: torch.Tensor | None = None, frozen_stages: int = 0) -> list:
     """One stage (``head``: embedding layer only; ``all``: the whole net), checkpointed in
     ``<run>/<trainable>/``. Resuming a stage that already finished restores its final weights,
     history and RNG states and trains nothing, so the next stage starts as it would have."""
@@ -122,7 +128,7 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
     dm.train_spec = t
     module = EmbeddingModule(model, t, objective, total_steps=epochs * spe, lr=lr, trainable=trainable,
                              val_images=dm.val.images, val_labels=dm.val.labels, val_far=min(recipe.eval.fars),
-                             feature_cache=feature_cache)
+                             feature_cache=feature_cache, frozen_stages=frozen_stages)
     stage_dir = run.stage_dir(trainable) if run is not None else None
     trainer = make_trainer(t, epochs, stage_dir, progress, task=f"harmonic stage {trainable}")
     trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(trainable) if run is not None else None,
@@ -162,7 +168,13 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder, init_model: Embedder | No
         feats = backbone_features(model, dm.train_set)
         history += _stage(model, recipe, objective, head_steps, h.head_lr, "head", dm, run, progress, feats)
     if full_steps:
-        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run, progress)
+        n = h.frozen_stages if init_model is not None else 0
+        if n and n >= model.n_stages():
+            raise InvalidInput(f"harmonic.frozen_stages is {n} but the {model.spec.backbone} body has "
+                               f"{model.n_stages()} stage(s) that can be frozen",
+                               hint=f"use 0..{max(model.n_stages() - 1, 0)} (0 trains the whole net in stage 2)")
+        lower = backbone_features(model, dm.train_set, stages=n) if n else None
+        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run, progress, lower, n)
     return model.eval(), history
 
 

@@ -52,7 +52,7 @@ class EmbeddingModule(L.LightningModule):
     def __init__(self, model: Embedder, train: TrainSpec, objective: Objective, total_steps: int,
                  lr: float | None = None, trainable: str = "all", val_images: np.ndarray | None = None,
                  val_labels: np.ndarray | None = None, val_far: float = 1e-3,
-                 feature_cache: torch.Tensor | None = None):
+                 feature_cache: torch.Tensor | None = None, frozen_stages: int = 0):
         super().__init__()
         self.model, self.spec, self.objective = model, train, objective
         self.total_steps, self.lr = total_steps, lr if lr is not None else train.lr
@@ -61,9 +61,15 @@ class EmbeddingModule(L.LightningModule):
         self.history: list[dict] = []
         # head-only training on a frozen body without augmentation: backbone features of every
         # training image are computed once, so a step costs one linear layer
+        # the same for a partly frozen body (``frozen_stages`` leading stages, trainable="all"):
+        # the cache then holds those stages' output and a step runs only the rest of the net
         self.feature_cache = feature_cache
+        self.frozen_stages = frozen_stages if trainable == "all" else 0
         if trainable == "head":
             for p in self.model.body.parameters():
+                p.requires_grad_(False)
+        if self.frozen_stages:
+            for p in self.model.body[: self.frozen_stages].parameters():
                 p.requires_grad_(False)
 
     def on_train_epoch_start(self) -> None:
@@ -71,6 +77,8 @@ class EmbeddingModule(L.LightningModule):
         self.model.train()
         if self.trainable == "head":
             self.model.body.eval()  # frozen BatchNorm statistics
+        if self.frozen_stages:
+            self.model.body[: self.frozen_stages].eval()
 
     def embed(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         if self.trainable == "head" and self.feature_cache is not None and idx is not None:
@@ -79,6 +87,14 @@ class EmbeddingModule(L.LightningModule):
             with torch.no_grad():
                 f = self.model.features(x)
             return self.model.embed_features(f)
+        if self.frozen_stages:
+            n = self.frozen_stages
+            if self.feature_cache is not None and idx is not None:
+                z = self.feature_cache[idx.cpu()].to(self.device, torch.float32)
+            else:
+                with torch.no_grad():
+                    z = self.model.lower_features(x, n)
+            return self.model.embed_features(self.model.upper_features(z, n))
         return self.model(x)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -1,0 +1,74 @@
+"""The harmonic loss's variants: v1-side positives, the relative-order contrastive loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harmony.losses import harmonic_triplet_loss
+from harmony.losses.harmonic import relative_order_loss
+
+
+def _batch(seed: int, p: int = 4, k: int = 3, d: int = 8):
+    g = torch.Generator().manual_seed(seed)
+    new = F.normalize(torch.randn(p * k, d, generator=g), dim=1)
+    old = F.normalize(torch.randn(p * k, d, generator=g), dim=1)
+    return new, old, torch.arange(p).repeat_interleave(k)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_relative_order_loss_matches_a_loop(seed):
+    new, old, y = _batch(seed)
+    tau = 0.1
+    want = 0.0
+    for i in range(len(y)):
+        pos = [math.exp(float(new[i] @ old[j]) / tau) for j in range(len(y)) if y[j] == y[i]]
+        neg = [math.exp(float(new[i] @ c[j]) / tau) for c in (old, new) for j in range(len(y)) if y[j] != y[i]]
+        want += -math.log(sum(pos) / (sum(pos) + sum(neg)))
+    assert float(relative_order_loss(new, old, y, tau)) == pytest.approx(want / len(y), rel=1e-5)
+
+
+def test_relative_order_loss_trains_new_only():
+    new, old, y = _batch(3)
+    new = new.clone().requires_grad_(True)
+    old = old.clone().requires_grad_(True)
+    relative_order_loss(new, old, y).backward()
+    assert new.grad is not None and new.grad.abs().sum() > 0
+    assert old.grad is None  # v1 is frozen: its embeddings are targets
+
+
+def test_relative_order_loss_is_low_when_v2_lands_on_v1():
+    _, old, y = _batch(4)
+    centres = F.normalize(torch.eye(8)[:4] * 5 + 0.01 * torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    on = centres[y]
+    assert relative_order_loss(on, on, y) < relative_order_loss(old, on, y)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_old_positives_batch_all_matches_a_loop(seed):
+    """positives='old': every triplet is (v2 anchor, v1 positive, v1-or-v2 negative)."""
+    new, old, y = _batch(seed)
+    m = 0.2
+    d = lambda a, b: float(((a - b) ** 2).sum())  # noqa: E731
+    losses = []
+    for i in range(len(y)):
+        for j in range(len(y)):
+            if y[j] != y[i]:
+                continue
+            for c in (new, old):
+                for n in range(len(y)):
+                    if y[n] != y[i]:
+                        v = d(new[i], old[j]) - d(new[i], c[n]) + m
+                        if v > 0:
+                            losses.append(v)
+    got = harmonic_triplet_loss(new, old, y, margin=m, mining="all", positives="old")
+    assert float(got) == pytest.approx(sum(losses) / len(losses), rel=1e-4)
+
+
+def test_positives_old_rejects_both_anchors():
+    new, old, y = _batch(6)
+    with pytest.raises(ValueError, match="anchors='new'"):
+        harmonic_triplet_loss(new, old, y, anchors="both", positives="old")
