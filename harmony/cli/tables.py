@@ -15,6 +15,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from harmony.evaluation.results import EvalResult
     from harmony.metrics import CompatReport, IdentificationReport
+    from harmony.registry.matrix import VersionMatrix
 
 TOP_IDENTITIES = 3  # identities named per flip row (all of them in --json)
 FIRST_IDS = 5  # flipped query ids shown per flip row
@@ -199,4 +200,23 @@ def lfw_table(r: "EvalResult") -> Table:
     for name, res in rows:
         t.add_row(name, f"{100 * res.accuracy_mean:.2f} +- {100 * res.accuracy_std:.2f}",
                   f"{threshold(min(res.thresholds))}..{threshold(max(res.thresholds))}")
+    return t
+
+
+def matrix_table(m: "VersionMatrix") -> Table:
+    """The version matrix: one row per probe kind, one column per gallery version, VAL@FAR or
+    "unmeasured" (never inferred); diagonal cells in bold."""
+    t = Table(title=f"VAL@FAR={m.far:g} on {m.dataset}: probe version (rows) against gallery version (columns)")
+    t.add_column("probe \\ gallery", no_wrap=True)
+    for g in m.galleries:
+        t.add_column(g, justify="right", no_wrap=True)
+    for p in m.probes:
+        cells = []
+        for g in m.galleries:
+            c = m.cell(p, g)
+            text = "[dim]unmeasured[/]" if c is None else pct(c.val)
+            cells.append(f"[bold]{text}[/]" if c is not None and p.label == g else text)
+        t.add_row(p.label, *cells)
+    t.caption = ("diagonal: VAL(v,v) from v's evaluation on the dataset (else a compatibility row's own cell); "
+                 "off it: measured VAL(probe->gallery); a pair never measured is not inferred")
     return t

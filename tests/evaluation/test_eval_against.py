@@ -86,3 +86,22 @@ def test_gain_undefined_when_new_is_not_better(reg, add_tiny):
         con.print(part)
     text = " ".join(con.export_text().split())  # captions wrap to the table's width
     assert "undefined" in text and "undefined: v1-copy not better than v1 here" in text
+
+
+def test_version_matrix_cells_are_the_evaluations(reg, add_tiny):
+    from harmony.registry.matrix import version_matrices
+
+    for name, seed in (("v1", 0), ("v2", 1), ("v3", 2)):
+        add_tiny(name, seed=seed)
+    data = synthetic_set(8, 3)
+    a = evaluate(reg, "v2", "v1", data, fars=(0.1, 0.01), progress=None)
+    b = evaluate(reg, "v3", "v2", data, fars=(0.1,), progress=None)
+    (m,) = version_matrices(reg, 0.1)
+    assert m.dataset == a.dataset == b.dataset and m.galleries == ("v1", "v2", "v3")
+    assert m.cell("v2", "v1").val == a.compat.rows[0].new_old.val
+    assert m.cell("v1", "v2").val == a.compat.rows[0].old_new.val
+    assert m.cell("v3", "v2").val == b.compat.rows[0].new_old.val
+    assert m.cell("v3", "v1") is None and m.cell("v1", "v3") is None  # never measured, never inferred
+    for v, res in (("v1", a), ("v2", b), ("v3", b)):  # the diagonal: each version's newest evaluation
+        assert m.cell(v, v).source == "evaluation"
+        assert m.cell(v, v).val == next(x for x in res.versions if x.name == v).val[0].val
