@@ -135,7 +135,7 @@ def _listing(items: Sequence[Any], shown: int) -> str:
 def flips_table(flips: Mapping[str, Any], all_in: str = "--json") -> Table:
     """Negative flips (``FlipReport.as_dict()``): per comparison the count, the rate, the identities
     with most flips and the first flipped query ids (all of them in ``all_in``)."""
-    o, n = flips["old"], flips["new"]
+    o = flips["old"]
     t = Table(title=f"negative flips: queries {o} gets right at top-1 ({flips['n_old_correct']} of "
                     f"{flips['n_queries']}) that become wrong")
     for col in ("probe -> gallery", "flips", "rate", "most flipped identities", "first flipped queries"):

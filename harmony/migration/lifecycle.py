@@ -53,8 +53,8 @@ def check_flip_rate(mig: Migration, max_flip_rate: float) -> None:
     if f["rate"] > max_flip_rate:
         raise Incompatible(
             f"migration #{mig.id} to {mig.target}: the report's negative flip rate after the swap is {f['rate']:.2%} "
-            f"({f['n_flips']} of {flips['n_queries']} queries {mig.source} identifies right become wrong with "
-            f"{f['probe']} -> {f['gallery']}), above --max-flip-rate {max_flip_rate:g}; nothing swapped",
+            f"({f['n_flips']} of the report's {flips['n_queries']} queries: right with {mig.source} -> {mig.source}, "
+            f"wrong with {f['probe']} -> {f['gallery']}), above --max-flip-rate {max_flip_rate:g}; nothing swapped",
             hint="raise --max-flip-rate, or roll back (`harmony migrate rollback`) and migrate to a better version")
 
 

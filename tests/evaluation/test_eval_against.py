@@ -4,6 +4,7 @@ metrics computed on directly embedded images; shown in the tables, all ids in --
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_flips_on_a_folder_list_relative_paths_and_skip_unreadable(tmp_path, reg
     keep = [i for i, p in enumerate(index.paths) if str(p) != str(paths[5])]
     images = np.stack([np.asarray(Image.open(index.paths[i]).convert("RGB")) for i in keep])
     names = np.array(index.identities)[index.labels[keep]]
-    ids = [str(p.relative_to(root)) for p in map(type(root), (index.paths[i] for i in keep))]
+    ids = [str(Path(index.paths[i]).relative_to(root)) for i in keep]
     want = flip_report(encode_array(m1, images), encode_array(m2, images), names, 1, ids, "v1", "v2")
     assert res.flips == want and res.flip_ids_root == str(root.absolute())
     assert want.n_queries == 6 * 3 - 1 and want.new.n_flips + want.cross.n_flips > 0  # untrained: some flip
