@@ -49,9 +49,9 @@ def compat_table(report: "CompatReport", title: str | None = None) -> Table:
     t = Table(title=title)
     t.add_column("FAR", justify="right")
     for h in (f"VAL({o},{o})", f"VAL({n},{n})", f"VAL({n}->{o})", f"VAL({o}->{n})"):
-        t.add_column(h, justify="right")
-    t.add_column("compatible", justify="center")
-    t.add_column("gain recovered", justify="right")
+        t.add_column(h, justify="right", overflow="fold")  # a narrow terminal folds headers, never cuts them
+    t.add_column("compatible", justify="center", no_wrap=True, min_width=10)
+    t.add_column("gain recovered", justify="right", overflow="fold")
     for r in report.rows:
         far = f"{r.far:g}" + (" *" if r.old_old.zero_false_accepts else "")
         verdict = "[green]yes[/]" if r.compatible else "[red]no[/]"
