@@ -27,7 +27,7 @@ def eval_command(
     version: Annotated[str, typer.Option("--version", help="The version to evaluate (name or alias).")],
     against: Annotated[Optional[str], typer.Option(
         "--against", help="An older version: also report whether --version is compatible with it "
-        "(2x2 VAL table, cross identification) and record the verdict.")] = None,
+        "(2x2 VAL table, gain recovered, cross identification, negative flips) and record the verdict.")] = None,
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="Image folder ROOT/<identity>/<image> (or, with --lfw-pairs, the LFW image root).")] = None,
     synthetic: Annotated[Optional[int], typer.Option(
@@ -80,8 +80,8 @@ def eval_command(
 
 def renderables(r: "EvalResult") -> list["RenderableType"]:
     """Every table that applies to the result, then the notes and lists of skipped files."""
-    from harmony.cli.tables import (clustering_table, compat_table, leave_one_out_table, lfw_table,
-                                    split_identification_table, val_table, verdict_line)
+    from harmony.cli.tables import (clustering_table, compat_table, flips_table, leave_one_out_table, lfw_table,
+                                    split_identification_table, top1_line, val_table, verdict_line)
 
     ids = f", {r.n_identities} identities" if r.n_identities is not None else f", {r.n_pairs} pairs"
     out: list = [f"[bold]data:[/] {r.dataset} ({r.n_images} images{ids})", val_table(r)]
@@ -94,7 +94,11 @@ def renderables(r: "EvalResult") -> list["RenderableType"]:
     if r.compat is not None:
         out += [compat_table(r.compat), verdict_line(r.compat)]
     if r.identification is not None:
-        out.append(split_identification_table(r.identification))
+        out += [split_identification_table(r.identification), top1_line(r.identification)]
+    if r.flips is not None:
+        out.append(flips_table(r.flips.as_dict(), all_in="--json"))
+        if r.flip_ids_root is not None:
+            out.append(f"[dim]flipped queries are paths under {r.flip_ids_root}[/]")
     skipped = "their pairs skipped" if r.kind == "pairs" else "skipped"
     for title, items in (("missing", r.missing), ("unreadable", r.unreadable)):
         if items:

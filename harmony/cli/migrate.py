@@ -19,6 +19,10 @@ app = typer.Typer(help="Migrate galleries between embedding versions: plan, resu
 GalleryOpt = Annotated[str, typer.Option("--gallery", "-g", help="Gallery name.")]
 AllowMissingOpt = Annotated[bool, typer.Option("--allow-missing", help="Swap even when some items have no new "
                                                "vector (unreadable sources); they drop out of the served index.")]
+MaxFlipOpt = Annotated[Optional[float], typer.Option(
+    "--max-flip-rate", help="Refuse the swap when the migration report's negative flip rate after it (share "
+    "of the queries the old version identifies right at top-1 that the new one gets wrong) exceeds this "
+    "(0..1).", show_default=False)]
 
 
 def _plan_panel(plan: Any, batch_size: int, swap: bool) -> Any:
@@ -54,6 +58,7 @@ def gallery_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan and change nothing.")] = False,
     swap: Annotated[bool, typer.Option("--swap", help="Swap the new index in when the backfill is done.")] = False,
     allow_missing: AllowMissingOpt = False,
+    max_flip_rate: MaxFlipOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items per committed backfill batch.")] = 256,
     max_batches: Annotated[Optional[int], typer.Option("--max-batches", min=0, help="Stop after N batches "
                                                        "(backfill in slices; re-run to continue).")] = None,
@@ -77,8 +82,15 @@ def gallery_cmd(
     from harmony.migration.lifecycle import swap_gallery
     from harmony.migration.plan import plan_migration
     from harmony.migration.run import run_migration
+    from harmony.errors import InvalidInput
+    from harmony.metrics.flips import check_rate
     from harmony.migration.states import READY
 
+    if max_flip_rate is not None:
+        check_rate(max_flip_rate, "--max-flip-rate")
+        if not swap:
+            raise InvalidInput("--max-flip-rate gates the swap, and --swap is not given",
+                               hint="add --swap, or pass --max-flip-rate to `harmony migrate swap` later")
     reg = open_registry(registry)
     plan = plan_migration(reg, gallery, to)
     if dry_run:
@@ -108,7 +120,8 @@ def gallery_cmd(
         for part in report_renderables(out.report or m.report):
             console.print(part)
     # one path with or without --json: swap after the report, so a refusal comes last
-    swapped = swap_gallery(reg, gallery, allow_missing=allow_missing) if swap and m.state == READY else None
+    swapped = (swap_gallery(reg, gallery, allow_missing=allow_missing, max_flip_rate=max_flip_rate)
+               if swap and m.state == READY else None)
     if as_json:
         echo_json({"plan": plan.as_dict(batch_size, swap), "migration": swapped.migration if swapped else m,
                    "backfill": b, "report": out.report, "swap": swapped, "fixed": list(out.fixed)})
@@ -181,17 +194,22 @@ def _swap_line(o: Any) -> str:
 
 @app.command("swap")
 @handle_errors
-def swap_cmd(gallery: GalleryOpt, allow_missing: AllowMissingOpt = False, registry: RegistryOpt = None,
-             as_json: JsonOpt = False) -> None:
+def swap_cmd(gallery: GalleryOpt, allow_missing: AllowMissingOpt = False, max_flip_rate: MaxFlipOpt = None,
+             registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     """Serve the finished migration's new index (atomic; the old one stays for rollback).
 
-    Safe to re-run: a swap killed midway is completed by running it again.
+    Safe to re-run: a swap killed midway is completed by running it again. With --max-flip-rate
+    the swap is refused when the report's negative flip rate after it is higher.
 
-    Example: harmony migrate swap --gallery prod
+    Example: harmony migrate swap --gallery prod --max-flip-rate 0.02
     """
+    from harmony.metrics.flips import check_rate
     from harmony.migration.lifecycle import swap_gallery
 
-    _print_outcome(swap_gallery(open_registry(registry), gallery, allow_missing=allow_missing), as_json)
+    if max_flip_rate is not None:
+        check_rate(max_flip_rate, "--max-flip-rate")
+    _print_outcome(swap_gallery(open_registry(registry), gallery, allow_missing=allow_missing,
+                                max_flip_rate=max_flip_rate), as_json)
 
 
 @app.command("rollback")

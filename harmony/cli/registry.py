@@ -149,31 +149,101 @@ def lineage_cmd(name: VersionArg, registry: RegistryOpt = None, as_json: JsonOpt
 
 @app.command("compat")
 @handle_errors
-def compat_cmd(new: Annotated[str, typer.Argument(help="The newer version (probes).")],
-               old: Annotated[str, typer.Argument(help="The older version (gallery).")],
+def compat_cmd(new: Annotated[Optional[str], typer.Argument(help="The newer version (probes).")] = None,
+               old: Annotated[Optional[str], typer.Argument(help="The older version (gallery).")] = None,
+               matrix: Annotated[bool, typer.Option("--matrix", help="Every pair instead: measured VAL(probe->gallery) "
+                                                    "of all versions, one matrix per dataset.")] = False,
+               far: Annotated[Optional[float], typer.Option("--far", help="The FAR of the matrix (default 1e-3); for "
+                                                            "NEW OLD, show only that FAR.", show_default=False)] = None,
+               dataset: Annotated[Optional[str], typer.Option("--dataset", help="Only measurements on this dataset.")]
+               = None,
+               png: Annotated[Optional[Path], typer.Option("--png", help="With --matrix: write the heat map to this "
+                                                           "PNG (unmeasured pairs grey).")] = None,
                registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
-    """Show the newest compatibility measurements of NEW against OLD, per dataset and FAR.
+    """Show the newest compatibility measurements of NEW against OLD, per dataset and FAR, with the
+    share of the gain recovered; or, with --matrix, the measured cross-version VAL of every pair.
 
     Example: harmony registry compat v2 v1
+    Example: harmony registry compat --matrix --far 1e-3 --png matrix.png
     """
-    reg = open_registry(registry)
-    rows = reg.compatibility(new, old)
+    from harmony.errors import InvalidInput
+    from harmony.metrics.fars import check_far
+
+    far_ = check_far(far, "--far") if far is not None else None
+    if matrix:
+        if new is not None or old is not None:
+            raise InvalidInput("--matrix shows every pair of versions; it takes no NEW OLD",
+                               hint="drop NEW OLD, or drop --matrix to see one pair")
+        _matrix(open_registry(registry), far_ if far_ is not None else 1e-3, dataset, png, as_json)
+        return
+    if new is None or old is None:
+        raise InvalidInput("registry compat needs NEW and OLD (or --matrix)",
+                           hint="e.g. `harmony registry compat v2 v1`, or `harmony registry compat --matrix`")
+    if png is not None:
+        raise InvalidInput("--png draws the version matrix", hint="add --matrix")
+    _pair(open_registry(registry), new, old, far_, dataset, as_json)
+
+
+def _pair(reg, new: str, old: str, far: float | None, dataset: str | None, as_json: bool) -> None:
+    from harmony.cli.tables import gain, gain_note
+    from harmony.metrics import gain_recovered
+    from harmony.registry.catalog import FAR_RTOL
+
+    rows = [c for c in reg.compatibility(new, old) if (far is None or abs(c.far - far) <= FAR_RTOL * far)
+            and (dataset is None or c.dataset == dataset)]
+    gains = [gain_recovered(c.table["old_old"], c.table["new_old"], c.table["new_new"]) for c in rows]
     if as_json:
-        echo_json(rows)
+        echo_json([plain(c) | {"gain_recovered": g} for c, g in zip(rows, gains)])
         return
     if not rows:
-        console.print(f"no compatibility measured for {new} against {old}; "
-                      "measure it with `harmony train harmonic` or `harmony eval compat`")
+        where = (f" at FAR {far:g}" if far is not None else "") + (f" on {dataset}" if dataset else "")
+        console.print(f"no compatibility measured for {new} against {old}{where}; measure it with "
+                      f"`harmony train harmonic` or `harmony eval --version {new} --against {old}`")
         return
     cells = ("FAR", "old,old", "new,new", "new->old", "old->new")
     t = table(f"{rows[0].new} against {rows[0].old}: VAL at FAR (probes,gallery)", ("dataset", *cells), right=cells,
               no_wrap=("dataset", *cells))
     t.add_column("verdict", no_wrap=True, min_width=12)
-    for c in rows:
+    t.add_column("gain recovered", justify="right", no_wrap=True)
+    for c, g in zip(rows, gains):
         verdict = "[green]compatible[/]" if c.compatible else "[red]incompatible[/]"
         t.add_row(c.dataset, f"{c.far:g}",
-                  *(f"{c.table[k]:.4f}" for k in ("old_old", "new_new", "new_old", "old_new")), verdict)
+                  *(f"{c.table[k]:.4f}" for k in ("old_old", "new_new", "new_old", "old_new")), verdict, gain(g))
+    if any(g is None for g in gains):
+        t.caption = gain_note(rows[0].new, rows[0].old)
     console.print(t)
+
+
+def _matrix(reg, far: float, dataset: str | None, png: Optional[Path], as_json: bool) -> None:
+    from harmony.cli.tables import matrix_table
+    from harmony.errors import NotFound
+    from harmony.metrics.plots import plot_val_matrix
+    from harmony.registry.matrix import version_matrices
+
+    matrices = version_matrices(reg, far, dataset)
+    if not matrices:
+        where = f" on {dataset}" if dataset else ""
+        msg = f"no cross-version VAL measured at FAR {far:g}{where}"
+        hint = "measure a pair with `harmony eval --version NEW --against OLD` (or train harmonic), or try another --far"
+        if png is not None:
+            raise NotFound(f"{msg}: nothing to draw in {png}", hint=hint)
+        if as_json:
+            echo_json({"far": far, "matrices": [], "png": None})
+        else:
+            console.print(f"{msg}; {hint}")
+        return
+    written = None
+    if png is not None:
+        written = plot_val_matrix([(m.dataset, m.values(), [p.label for p in m.probes], list(m.galleries))
+                                   for m in matrices], png, title=f"VAL@FAR={far:g}, probe version (rows) "
+                                                                   "against gallery version (columns)")
+    if as_json:
+        echo_json({"far": far, "matrices": [m.as_dict() for m in matrices], "png": written})
+        return
+    for m in matrices:
+        console.print(matrix_table(m))
+    if written is not None:
+        console.print(f"heat map written to [bold]{written}[/]", soft_wrap=True)
 
 
 @alias_app.command("set")

@@ -1,4 +1,6 @@
-"""Rich rendering of a migration report dict (harmony.migration.report builds it, the registry stores it)."""
+"""Rich rendering of a migration report dict (harmony.migration.report builds it, the registry stores it).
+
+The identification, top-1 and flip parts are the same renderers `harmony eval` uses (cli/tables.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ def _pct(x: float | None) -> str:
 def report_renderables(report: dict[str, Any]) -> list[Any]:
     """Rich tables (and one-line notes) for a report dict, as stored in the registry."""
     from rich.table import Table  # imported here: `harmony --help` stays fast
+
+    from harmony.cli.tables import flips_table, gain, gain_note, split_identification_table, top1_line
 
     if not report:
         return ["no report yet: it is computed when the backfill completes"]
@@ -28,24 +32,26 @@ def report_renderables(report: dict[str, Any]) -> list[Any]:
         tab.add_column(f"mixed VAL({t}->{s})", justify="right")
         tab.add_column(f"after VAL({t},{t})", justify="right")
         tab.add_column(f"{t}->{s} >= {s},{s}", justify="center")
-        for r in report["verification"]:
+        tab.add_column("gain recovered", justify="right")
+        rows = report["verification"]
+        for r in rows:
             tab.add_row(f"{r['far']:g}" + (" *" if r["zero_false_accepts"] else ""), _pct(r["before"]),
-                        _pct(r["cross"]), _pct(r["after"]), "[green]yes[/]" if r["compatible_here"] else "[red]no[/]")
-        if any(r["zero_false_accepts"] for r in report["verification"]):
-            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
+                        _pct(r["cross"]), _pct(r["after"]), "[green]yes[/]" if r["compatible_here"] else "[red]no[/]",
+                        gain(r.get("gain_recovered")) if "gain_recovered" in r else "-")
+        notes = [gain_note(t, s)] if any("gain_recovered" in r and r["gain_recovered"] is None for r in rows) else []
+        if any(r["zero_false_accepts"] for r in rows):
+            notes.append("* FAR x different pairs < 1: the figure rests on zero false accepts")
+        tab.caption = "\n".join(notes) or None
         out.append(tab)
     else:
         out.append(f"verification: not measured ({report.get('verification_error', 'no data')})")
     ident = report.get("identification")
     if ident:
-        tab = Table(title=f"identification: gallery = 1 {s} vector per identity ({ident['n_gallery']}), "
-                          f"{ident['n_probes']} probes")
-        tab.add_column("probe -> gallery")
-        for k in ident["ks"]:
-            tab.add_column(f"top-{k}", justify="right")
-        for r in ident["rows"]:
-            tab.add_row(f"{r['probe']} -> {r['gallery']}", *(_pct(r["accuracy"][str(k)]) for k in ident["ks"]))
-        out.append(tab)
+        out += [split_identification_table(ident), top1_line(ident)]
     elif "identification_error" in report:
         out.append(f"identification: not measured ({report['identification_error']})")
+    if report.get("flips"):
+        out.append(flips_table(report["flips"], all_in="`harmony migrate status --json`"))
+    elif "flips_error" in report:
+        out.append(f"negative flips: not measured ({report['flips_error']})")
     return out

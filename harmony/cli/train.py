@@ -77,6 +77,10 @@ def harmonic(
                                                   "(Shen et al. 2020); default from the recipe.")] = None,
     require_compatible: Annotated[bool, typer.Option("--require-compatible", help="Exit non-zero (and record no "
                                                      "compatibility) unless VAL(v2->v1) >= VAL(v1,v1) at every FAR.")] = False,
+    max_flip_rate: Annotated[Optional[float], typer.Option(
+        "--max-flip-rate", help="Refuse to register v2 (exit non-zero, the run folder kept) when more than this "
+        "share (0..1) of the held-out queries v1 identifies right at top-1 become wrong with v2 (on a v2 gallery "
+        "or on v1's gallery, mixed search).", show_default=False)] = None,
     seed: SeedOpt = None,
     resume: ResumeOpt = None,
     registry: RegistryOpt = None,
@@ -85,22 +89,29 @@ def harmonic(
     """Train a v2 whose embeddings are directly comparable with --from's, and register it.
 
     A killed run resumes from its last epoch (and stage): re-run the same command (or add --resume).
+    Held-out figures: the 2x2 VAL table with the share of the gain recovered, top-1 identification
+    on a v1 gallery and the negative flips (all flipped ids: `harmony registry show NAME --json`).
 
     Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2
+    Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2 --max-flip-rate 0.02
     """
     from harmony.cli.progress import rich_progress
     from harmony.cli.tables import harmonic_tables
+    from harmony.metrics.flips import check_rate
     from harmony.recipe import load_recipe
     from harmony.training.harmonic import train_harmonic
 
+    if max_flip_rate is not None:
+        check_rate(max_flip_rate, "--max-flip-rate")  # before any training
     quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
     reg = open_registry(registry)
     _announce_resume(reg, name, resume)
     with rich_progress(not quiet) as progress:
         res = train_harmonic(reg, r, name, old, init, require_compatible=require_compatible, resume=resume,
-                             progress=progress)
-    for t in harmonic_tables(res.report, res.baselines, res.eval_set):
+                             progress=progress, max_flip_rate=max_flip_rate)
+    for t in harmonic_tables(res.report, res.baselines, res.eval_set, res.identification.as_dict(),
+                             res.flips.as_dict()):
         console.print(t)
     verdict = res.compatible
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "

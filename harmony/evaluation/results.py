@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harmony.metrics import ClusterReport, CompatReport, IdentificationReport, LfwResult, ValAtFar
+from harmony.metrics import ClusterReport, CompatReport, FlipReport, IdentificationReport, LfwResult, ValAtFar
 
 
 def json_safe(x: Any) -> Any:
@@ -77,7 +77,9 @@ class EvalResult:
     VAL(new->old) >= VAL(old,old)); over a pair list its ``n_identities`` is None (pairs carry no
     identities) and its ``n_pairs`` counts the listed pairs. ``identification``: labelled sets
     only, gallery = first image per identity embedded by old, probes = the rest by new.
-    ``cross_lfw``: pair lists only, the LFW protocol on D(new(a), old(b)).
+    ``cross_lfw``: pair lists only, the LFW protocol on D(new(a), old(b)). ``flips``: labelled
+    sets only, the negative flips on the identification split; its ids are image paths relative to
+    ``flip_ids_root`` (None: indices into an in-memory set).
     """
 
     dataset: str
@@ -91,6 +93,8 @@ class EvalResult:
     compat: CompatReport | None = None
     identification: IdentificationReport | None = None
     cross_lfw: LfwResult | None = None
+    flips: FlipReport | None = None
+    flip_ids_root: str | None = None
     unreadable: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
@@ -110,6 +114,7 @@ class EvalResult:
             "compatibility": compat,
             "compatible": None if self.compat is None else {f"{f:g}": ok for f, ok in self.compat.compatible.items()},
             "identification": None if self.identification is None else self.identification.as_dict(),
+            "flips": None if self.flips is None else self.flips.as_dict() | {"ids_root": self.flip_ids_root},
             "cross_lfw": None if self.cross_lfw is None else self.cross_lfw.as_dict(),
             "unreadable": list(self.unreadable), "missing": list(self.missing), "notes": list(self.notes),
             "plot": None if self.plot is None else str(self.plot),

@@ -7,7 +7,9 @@ each FAR (DESIGN section 2, BCT). Figures:
 - labelled sets: VAL@FAR over all pairs per version; leave-one-out top-1/top-5 identification;
   average-linkage clustering cut at the version's own t* for FAR 1e-3, scored by pairwise
   precision/recall; with ``against``, the 2x2 compatibility table and the identification split
-  (gallery = first image per identity by the old version, probes = the rest by the new one);
+  (gallery = first image per identity by the old version, probes = the rest by the new one) and the
+  negative flips on that split (queries old->old gets right that new->new or new->old gets wrong,
+  listed by image path relative to the images' common folder, or by index into the set);
 - pair lists (LFW): the 10-fold LFW protocol (accuracy mean +- std) and VAL@FAR over the listed
   pairs per version; with ``against``, the 2x2 table over the pairs (new->old = D(new(a), old(b)),
   old->new = D(old(a), new(b))) and the LFW protocol on the new->old distances.
@@ -16,6 +18,7 @@ each FAR (DESIGN section 2, BCT). Figures:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +32,8 @@ from harmony.data.sources import ArraySource, FileSource
 from harmony.evaluation.cache import Embedded, embed_cached, is_labelled_images
 from harmony.evaluation.datasets import EvalData, LabelledSet, PairsSet
 from harmony.evaluation.results import EvalResult, VersionEval
-from harmony.metrics import (MetricsWarning, compatibility_report, identification_report, knn_accuracy, lfw_protocol,
-                             plot_val_far, val_at_far, val_far_curve)
+from harmony.metrics import (MetricsWarning, compatibility_report, flip_report, identification_report, knn_accuracy,
+                             lfw_protocol, plot_val_far, val_at_far, val_far_curve)
 from harmony.metrics.clustering import MAX_N, cluster_report
 from harmony.metrics.compat import CompatReport, CompatRow
 from harmony.metrics.fars import DEFAULT_FARS, check_fars
@@ -64,6 +67,16 @@ def caveats(notes: list[str]) -> Iterator[None]:
                 notes.append(str(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def item_ids(data: LabelledSet, rows: np.ndarray) -> tuple[list[str | int], str | None]:
+    """(ids of the images at ``rows``, the folder they are relative to): file paths relative to
+    the images' common folder, or indices into an in-memory set (root None)."""
+    if not isinstance(data.source, FileSource):
+        return [int(i) for i in rows], None
+    paths = [data.source.paths[i] for i in rows]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths])
+    return [os.path.relpath(p, root) for p in paths], root
 
 
 def _listing(items: Sequence[str], n: int = 3) -> str:
@@ -110,13 +123,17 @@ def _labelled(data: LabelledSet, embedded: dict[str, Embedded], new: str, old: s
                 warnings.simplefilter("ignore", MetricsWarning)
                 curves[name] = val_far_curve(e, labels, device=mdev)
     out: dict[str, Any] = {"per": per, "n_images": int(len(labels)), "n_identities": n_ids, "n_pairs": None,
-                           "unreadable": tuple(unreadable), "compat": None, "identification": None, "cross_lfw": None}
+                           "unreadable": tuple(unreadable), "compat": None, "identification": None, "cross_lfw": None,
+                           "flips": None, "flip_ids_root": None}
     if old is not None:
+        ids, out["flip_ids_root"] = item_ids(data, np.flatnonzero(ok))
+        names = np.asarray(data.identities, dtype=object)[labels] if data.identities is not None else labels
         with caveats(notes):
             out["compat"] = compatibility_report(embs[old], embs[new], labels, fars, old_name=old, new_name=new,
                                                  device=mdev)
             out["identification"] = identification_report(embs[old], embs[new], labels, 1, KS, old_name=old,
                                                           new_name=new)
+            out["flips"] = flip_report(embs[old], embs[new], names, 1, ids, old_name=old, new_name=new)
         if curves is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MetricsWarning)
@@ -234,6 +251,7 @@ def evaluate(reg: Registry, version: str, against: str | None = None, data: "Eva
                         data_key=data.source.key[:16], fars=fars_, n_images=out["n_images"],
                         n_identities=out["n_identities"], n_pairs=out["n_pairs"], versions=ves,
                         compat=out["compat"], identification=out["identification"], cross_lfw=out["cross_lfw"],
+                        flips=out.get("flips"), flip_ids_root=out.get("flip_ids_root"),
                         unreadable=out["unreadable"],
                         missing=data.missing if isinstance(data, PairsSet) else (),
                         notes=tuple(notes), plot=plot_path)
@@ -254,7 +272,8 @@ def _record(reg: Registry, r: EvalResult) -> EvalResult:
         d = r.as_dict()
         ids.append(reg.record_evaluation(new, r.dataset, {"compatibility": d["compatibility"],
                                                           "identification": d["identification"],
-                                                          "cross_lfw": d["cross_lfw"]} | common, against=old))
+                                                          "flips": d["flips"], "cross_lfw": d["cross_lfw"]} | common,
+                                         against=old))
         for row in r.compat.rows:
             reg.record_compatibility(new, old, r.dataset, row.far, row.cells(), row.compatible)
     return replace(r, evaluation_ids=tuple(ids))

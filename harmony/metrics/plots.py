@@ -1,4 +1,5 @@
-"""VAL-vs-FAR plot (PNG), one line per version or cross pair, written atomically.
+"""PNG plots, written atomically: VAL-vs-FAR curves (one line per version or cross pair) and the
+version matrix's heat map (probe version x gallery version, unmeasured cells grey).
 
 Uses matplotlib's object API with the Agg canvas directly: no global backend switch, no pyplot
 state, safe in headless runs and threads.
@@ -7,7 +8,7 @@ state, safe in headless runs and threads.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -65,6 +66,56 @@ def plot_val_far(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], out_png: s
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 0.06), fontsize=8, title_fontsize=8,
               title="VAL at FAR " + " / ".join(f"{m:g}" for m in MARKED_FARS))
 
+    with atomic_writer(out) as fh:
+        fig.savefig(fh, format="png")
+    return out
+
+
+UNMEASURED_GREY = "0.85"  # the colour of a cell nobody measured
+
+
+def plot_val_matrix(panels: Sequence[tuple[str, np.ndarray, Sequence[str], Sequence[str]]], out_png: str | Path,
+                    title: str = "VAL@FAR, probe version (rows) against gallery version (columns)") -> Path:
+    """Heat maps of VAL matrices, one panel per ``(title, values (r, c), row labels, column labels)``.
+
+    ``values`` holds VAL in [0, 1] with NaN for an unmeasured pair, drawn grey and left blank
+    (never interpolated); measured cells carry their value. Returns the written path.
+    """
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not panels:
+        raise InvalidInput("no matrix to plot", hint="measure a cross-version pair first (harmony eval --against)")
+    checked = []
+    for name, values, rows, cols in panels:
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim != 2 or v.shape != (len(rows), len(cols)) or v.size == 0:
+            raise InvalidInput(f"matrix {name!r}: values of shape {v.shape} for {len(rows)} row and {len(cols)} "
+                               "column labels", hint="pass one value per (row, column), NaN where unmeasured")
+        checked.append((name, v, list(rows), list(cols)))
+    side = max(max(len(r), len(c)) for _, _, r, c in checked)
+    cell_in = 0.9 if side <= 8 else 0.55
+    fig = Figure(figsize=(len(checked) * (side * cell_in + 2.2), side * cell_in + 2.0), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    cmap = colormaps["viridis"].with_extremes(bad=UNMEASURED_GREY)
+    axes = fig.subplots(1, len(checked), squeeze=False)[0]
+    image = None
+    for ax, (name, v, rows, cols) in zip(axes, checked):
+        image = ax.imshow(np.ma.masked_invalid(v), cmap=cmap, vmin=0.0, vmax=1.0, aspect="equal")
+        ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set_xlabel("gallery version")
+        ax.set_ylabel("probe version")
+        ax.set_title(name, fontsize=9)
+        for i in range(v.shape[0]):
+            for j in range(v.shape[1]):
+                if not np.isnan(v[i, j]):
+                    ax.text(j, i, f"{v[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                            color="black" if v[i, j] > 0.6 else "white")
+    fig.colorbar(image, ax=list(axes), label="VAL (grey: unmeasured)", shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    out = Path(out_png)
     with atomic_writer(out) as fh:
         fig.savefig(fh, format="png")
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harmony.errors import InUse, InvalidInput, NotFound
+from harmony.errors import Incompatible, InUse, InvalidInput, NotFound
 from harmony.gallery.catalog import integrity_warnings, open_gallery, registry_mismatch
 from harmony.migration import states
 from harmony.migration.backfill import BackfillStatus, backfill_status, discard_backfill
@@ -38,8 +38,32 @@ class SwapOutcome:
     fixed: tuple[str, ...]
 
 
-def swap_gallery(reg: Registry, gallery: str, *, allow_missing: bool = False) -> SwapOutcome:
-    """Make the finished migration's target the gallery's serving version (store, then registry)."""
+def check_flip_rate(mig: Migration, max_flip_rate: float) -> None:
+    """Refuse when the migration report's negative flip rate after the swap (target probes on the
+    target gallery, of the queries the source got right) exceeds ``max_flip_rate``."""
+    from harmony.metrics.flips import check_rate
+
+    max_flip_rate = check_rate(max_flip_rate, "--max-flip-rate")
+    flips = (mig.report or {}).get("flips")
+    if not flips:
+        why = (mig.report or {}).get("flips_error", "the report predates flip measurement")
+        raise InvalidInput(f"migration #{mig.id}'s report has no negative flip rate to compare ({why})",
+                           hint="swap without --max-flip-rate, or roll back and migrate again to measure it")
+    f = flips["new_flips"]
+    if f["rate"] > max_flip_rate:
+        raise Incompatible(
+            f"migration #{mig.id} to {mig.target}: the report's negative flip rate after the swap is {f['rate']:.2%} "
+            f"({f['n_flips']} of the report's {flips['n_queries']} queries: right with {mig.source} -> {mig.source}, "
+            f"wrong with {f['probe']} -> {f['gallery']}), above --max-flip-rate {max_flip_rate:g}; nothing swapped",
+            hint="raise --max-flip-rate, or roll back (`harmony migrate rollback`) and migrate to a better version")
+
+
+def swap_gallery(reg: Registry, gallery: str, *, allow_missing: bool = False,
+                 max_flip_rate: float | None = None) -> SwapOutcome:
+    """Make the finished migration's target the gallery's serving version (store, then registry).
+
+    ``max_flip_rate``: refuse (Incompatible, nothing changed) when the report's negative flip rate
+    after the swap exceeds it (:func:`check_flip_rate`)."""
     fixed = tuple(reconcile(reg, gallery))
     _, store = open_gallery(reg, gallery)
     mig = latest_migration(reg, gallery)
@@ -57,6 +81,8 @@ def swap_gallery(reg: Registry, gallery: str, *, allow_missing: bool = False) ->
     if mig.state != READY:
         raise InvalidInput(f"the newest migration of gallery {gallery} (#{mig.id}) is {mig.state}: nothing to swap",
                            hint=f"plan a new one: `harmony migrate gallery --gallery {gallery} --to VERSION`")
+    if max_flip_rate is not None:
+        check_flip_rate(mig, max_flip_rate)
     r = swap(store, mig.target, allow_missing=allow_missing)  # 1. searches switch here
     reg.update_gallery(gallery, version=mig.target)  # 2.
     mig = advance(reg, mig.id, SWAPPED)  # 3.

@@ -2,8 +2,12 @@
 
 Over the gallery's labelled items (or ``--eval-data DIR``), embedded by both versions:
 VAL@FAR before (source,source), mixed (target->source, the cross figure queries rely on while
-the backfill runs) and after (target,target), plus top-1/top-5 identification with a gallery of
-one source-version vector per identity and the other items as target-version probes. Gallery
+the backfill runs) and after (target,target) with the share of the gain the mixed search
+recovers, plus top-1/top-5 identification with a gallery of one source-version vector per
+identity and the other items as target-version probes, and on that split the negative flips:
+probes the source gets right at top-1 that become wrong after the swap (target on a target
+gallery) or in the mixed search (target on the source gallery), listed by item id (by path under
+``--eval-data``). The migrator's ``--max-flip-rate`` reads the first of those rates. Gallery
 vectors are the ones the indexes hold (flat exact, sq8 decoded and renormalised); IVF codecs
 cannot return stored vectors, so their items are re-embedded from their sources. Pairwise VAL
 is quadratic, so large galleries are measured on a seeded sample (``max_items``), said in the report.
@@ -14,6 +18,7 @@ draws it.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -42,9 +47,12 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict[str, Any]]  # old, new, labels, ids, about
+
+
 def gallery_pairs(store: GalleryStore, source: str, target: str, embed: EmbedBy | None, max_items: int = MAX_ITEMS,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """``(old (n, d), new (n, d), labels (n,), about)`` for items holding a target vector."""
+                  seed: int = 0) -> Pairs:
+    """``(old (n, d), new (n, d), labels (n,), item ids, about)`` for items holding a target vector."""
     table = store.items()
     rows = np.flatnonzero(table.versions == target)
     total = int(rows.size)
@@ -64,15 +72,16 @@ def gallery_pairs(store: GalleryStore, source: str, target: str, embed: EmbedBy 
         both = ok_old & ok_new
         old = old_v[both[ok_old]]
         new = new_v[both[ok_new]]
+        ids = [i for i, ok in zip(ids, both) if ok]
         rows = rows[both]
         about["vectors"] = f"re-embedded from sources ({store.codec} keeps no stored vectors)"
         about["unreadable"] = int((~both).sum())
-    return _unit(old), _unit(new), np.asarray(table.labels[rows]).astype(str), about
+    return _unit(old), _unit(new), np.asarray(table.labels[rows]).astype(str), ids, about
 
 
-def folder_pairs(reg: Registry, source: str, target: str, data: Path | str
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Both versions' embeddings of an image folder (through the evaluation embedding cache)."""
+def folder_pairs(reg: Registry, source: str, target: str, data: Path | str) -> Pairs:
+    """Both versions' embeddings of an image folder (through the evaluation embedding cache);
+    the ids are the image paths relative to the folder."""
     from harmony.data.folder import scan_folder
     from harmony.data.sources import FileSource
     from harmony.evaluation.cache import embed_cached
@@ -82,17 +91,22 @@ def folder_pairs(reg: Registry, source: str, target: str, data: Path | str
     old = embed_cached(reg, source, src)
     new = embed_cached(reg, target, src)
     ok = old.ok & new.ok
-    return old.rows(ok), new.rows(ok), idx.labels[ok], {"data": str(Path(data).absolute()), "candidates": len(idx),
-                                               "sampled": False, "vectors": "embedded (evaluation cache)",
-                                               "unreadable": int((~ok).sum())}
+    root = Path(data).absolute()
+    ids = [os.path.relpath(Path(p).absolute(), root) for p, keep in zip(idx.paths, ok) if keep]
+    names = np.asarray(idx.identities, dtype=object)[idx.labels[ok]].astype(str)  # flips name identities
+    return old.rows(ok), new.rows(ok), names, ids, {"data": str(root), "candidates": len(idx),
+                                                    "sampled": False, "vectors": "embedded (evaluation cache)",
+                                                    "unreadable": int((~ok).sum())}
 
 
 def build_report(old: np.ndarray, new: np.ndarray, labels: np.ndarray, source: str, target: str,
-                 fars: Sequence[float], about: dict[str, Any]) -> dict[str, Any]:
-    """The report dict over one image set embedded by both versions (rows aligned)."""
+                 fars: Sequence[float], about: dict[str, Any], ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """The report dict over one image set embedded by both versions (rows aligned; ``ids`` name
+    the rows in the flip lists, default their indices)."""
     from harmony.metrics import (
         MetricsWarning,
         compatibility_report,
+        flip_report,
         identification_report,
     )
 
@@ -110,6 +124,10 @@ def build_report(old: np.ndarray, new: np.ndarray, labels: np.ndarray, source: s
                                                        new_name=target).as_dict()
     except InvalidInput as e:
         out["identification_error"] = e.message
+    try:
+        out["flips"] = flip_report(old, new, labels, 1, ids, old_name=source, new_name=target).as_dict()
+    except InvalidInput as e:
+        out["flips_error"] = e.message
     return out
 
 
@@ -118,10 +136,10 @@ def migration_report(store: GalleryStore, source: str, target: str, far: float, 
                      max_items: int = MAX_ITEMS, seed: int = 0) -> dict[str, Any]:
     """The report of a migration of ``store`` from ``source`` to ``target`` (see the module doc)."""
     if eval_data is not None:
-        old, new, labels, about = folder_pairs(reg, source, target, eval_data)
+        old, new, labels, ids, about = folder_pairs(reg, source, target, eval_data)
     else:
-        old, new, labels, about = gallery_pairs(store, source, target, embed, max_items, seed)
+        old, new, labels, ids, about = gallery_pairs(store, source, target, embed, max_items, seed)
     if len(labels) < 2:
         return {"source": source, "target": target, **about, "n_items": int(len(labels)),
                 "verification_error": f"{len(labels)} item(s) with vectors of both versions: nothing to compare"}
-    return build_report(old, new, labels, source, target, report_fars(far), about)
+    return build_report(old, new, labels, source, target, report_fars(far), about, ids)

@@ -93,3 +93,17 @@ def compatibility(con: duckdb.DuckDBPyConnection, new: str, old: str) -> list[Co
         "QUALIFY row_number() OVER (PARTITION BY dataset, far ORDER BY id DESC) = 1 ORDER BY far, dataset",
         [_resolve(con, new), _resolve(con, old)]).fetchall()
     return [compat_from_row(r) for r in rows]
+
+
+def newest_compatibility(con: duckdb.DuckDBPyConnection, far: float | None = None) -> list[Compat]:
+    """The newest measurement per (new, old, dataset, FAR) of every pair, optionally at one FAR
+    (within FAR_RTOL), oldest first; the version matrix reads these."""
+    where, params = "", []
+    if far is not None:
+        far = check_far(far)
+        where, params = "WHERE abs(far - ?) <= ? ", [far, FAR_RTOL * far]
+    rows = con.execute(
+        f"SELECT {COMPAT_COLUMNS} FROM compatibility {where}"
+        "QUALIFY row_number() OVER (PARTITION BY new_version, old_version, dataset, far ORDER BY id DESC) = 1 "
+        "ORDER BY id", params).fetchall()
+    return [compat_from_row(r) for r in rows]

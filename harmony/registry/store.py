@@ -299,6 +299,11 @@ class Registry:
         with self._read() as con:
             return catalog.compatibility(con, new, old)
 
+    def all_compatibility(self, far: float | None = None) -> list[Compat]:
+        """The newest measurement of every (new, old, dataset, FAR), optionally at one FAR."""
+        with self._read() as con:
+            return catalog.newest_compatibility(con, far)
+
     # -- galleries and migrations (galleries.py) ---------------------------------------------------
 
     def add_gallery(self, name: str, *, version: str, path: Path | str, far: float = 1e-3, codec: str = "flat",

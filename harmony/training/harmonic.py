@@ -15,7 +15,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 from harmony.data.datamodule import FaceDataModule, eval_set
 from harmony.data.datasets import ArrayFaces
 from harmony.data.synthetic import render
-from harmony.errors import InvalidInput
+from harmony.errors import Incompatible, InvalidInput
 from harmony.losses import bct_influence_loss, harmonic_triplet_loss, triplet_loss
 from harmony.losses.harmonic import prototype_pull, relative_order_loss
 from harmony.models.embedder import Embedder
@@ -37,6 +37,7 @@ from harmony.training.runner import TrainResult, make_trainer, refuse_existing, 
 from harmony.training.runs import Run, finish_run, marked_on_failure, open_run
 
 if TYPE_CHECKING:
+    from harmony.metrics import CompatReport, FlipReport, IdentificationReport
     from harmony.registry import Registry
     from harmony.registry.external import Encoder
 
@@ -178,33 +179,67 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder, init_model: Embedder | No
     return model.eval(), history
 
 
+@dataclass(frozen=True)
+class HeldOutReports:
+    """What a harmonic run measures on the held-out test identities (``eval_set`` is their key):
+    v1 vs v2 (``report``), v1 vs the independent init model (``baseline``), and on the
+    identification split (v1 gallery = first image per identity) top-k and the negative flips."""
+
+    report: CompatReport
+    baseline: CompatReport | None
+    identification: IdentificationReport
+    flips: FlipReport
+    eval_set: str
+
+
 def compat_reports(old_encoder, new_model: Embedder, init_model: Embedder | None, recipe: Recipe,
-                   old_name: str, new_name: str, init_name: str | None):
-    """Held-out 2x2 tables: v1 vs v2, and v1 vs the independent init model (the baseline)."""
-    from harmony.metrics import compatibility_report
+                   old_name: str, new_name: str, init_name: str | None) -> HeldOutReports:
+    """Held-out 2x2 tables: v1 vs v2, and v1 vs the independent init model (the baseline); the
+    identification split and the negative flips of v2 against v1 on the same embeddings."""
+    from harmony.metrics import compatibility_report, flip_report, identification_report
 
     test = eval_set(recipe.data, "test")
     old_emb = old_encoder.encode(test.images)
     new_emb = encode_array(new_model, test.images, recipe.eval.batch_size)
     rep = compatibility_report(old_emb, new_emb, test.labels, fars=recipe.eval.fars, old_name=old_name, new_name=new_name)
+    ident = identification_report(old_emb, new_emb, test.labels, 1, (1, 5), old_name=old_name, new_name=new_name)
+    flips = flip_report(old_emb, new_emb, test.labels, 1, old_name=old_name, new_name=new_name)
     base = None
     if init_model is not None:
         init_emb = encode_array(init_model, test.images, recipe.eval.batch_size)
         base = compatibility_report(old_emb, init_emb, test.labels, fars=recipe.eval.fars, old_name=old_name,
                                     new_name=init_name)
-    return rep, base, test.key
+    return HeldOutReports(rep, base, ident, flips, test.key)
+
+
+def refuse_flips(flips: FlipReport, max_flip_rate: float, run: Run) -> None:
+    """Raise when a negative flip rate on the held-out split exceeds ``max_flip_rate`` (nothing is
+    registered; the run folder stays, so a re-run resumes its finished stages without training)."""
+    over = flips.over(max_flip_rate)
+    if over:
+        measured = " and ".join(f"{s.rate:.2%} ({s.probe_version} -> {s.gallery_version} gallery, {s.n_flips} of "
+                                f"{s.n_queries} held-out queries)" for s in over)
+        raise Incompatible(f"negative flip rate {measured} exceeds --max-flip-rate {max_flip_rate:g}: "
+                           f"{flips.new_name} was not registered",
+                           hint=f"re-run with a higher --max-flip-rate (the run folder {run.path} resumes without "
+                                "training again), or retrain with another recipe or seed (--no-resume)")
 
 
 def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, init: str | None = None,
                    require_compatible: bool = False, resume: bool | None = None,
-                   progress: ProgressFn | None = None) -> TrainResult:
+                   progress: ProgressFn | None = None, max_flip_rate: float | None = None) -> TrainResult:
     """Train v2 compatible with ``from_version`` (frozen), starting from ``init``, and register it.
 
     The compatibility rows (v2 vs v1, and the init model vs v1 as the baseline) are recorded
-    unless ``require_compatible`` and some FAR fails. ``resume`` as in ``train_base``."""
+    unless ``require_compatible`` and some FAR fails. With ``max_flip_rate`` a held-out negative
+    flip rate (new or cross) above it raises Incompatible and registers nothing. ``resume`` as in
+    ``train_base``."""
+    from harmony.metrics.flips import check_rate
     from harmony.models.loading import load_embedder, load_encoder
     from harmony.models.pipeline import CropEncoder, input_pipeline
 
+    if max_flip_rate is not None:
+        max_flip_rate = check_rate(max_flip_rate, "--max-flip-rate")
     refuse_existing(reg, name)
     reg.require_writable()  # before hours of training, not at registration
     old_v = reg.get_version(from_version)
@@ -219,17 +254,21 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     with marked_on_failure(run):
         model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
         train_s = time.time() - t0
-        rep, base, key = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
+        held = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
+        rep, base, key = held.report, held.baseline, held.eval_set
+        if max_flip_rate is not None:
+            refuse_flips(held.flips, max_flip_rate, run)
         verdict = {r.far: r.compatible for r in rep.rows}
         metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
         rows = [CompatRecord(old_v.name, key, r.far, r.cells(), r.compatible) for r in rep.rows]
         register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
                  meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key},
-                 evaluations=[(key, rep.as_dict(), old_v.name)],
+                 evaluations=[(key, rep.as_dict() | {"identification": held.identification.as_dict(),
+                                                     "flips": held.flips.as_dict()}, old_v.name)],
                  compatibility=rows if not require_compatible or all(verdict.values()) else ())
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
             reg.record_compatibility(init, old_v.name, key, r.far, r.cells(), r.compatible)
     finish_run(run)
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
-                       baselines=base, compatible=verdict)
+                       baselines=base, compatible=verdict, identification=held.identification, flips=held.flips)

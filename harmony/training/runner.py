@@ -21,7 +21,7 @@ from harmony.recipe import Recipe, TrainSpec
 from harmony.registry.store import CompatRecord
 
 if TYPE_CHECKING:
-    from harmony.metrics import CompatReport
+    from harmony.metrics import CompatReport, FlipReport, IdentificationReport
     from harmony.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ class TrainResult:
     """A registered training run: held-out metrics (and the raw-pixel baseline for base runs),
     per-epoch history, the run folder, the held-out set's key, whether it resumed a killed run;
     for harmonic runs the compatibility reports against v1 (``report``; ``baselines``: the
-    independent init model) and the verdict per FAR."""
+    independent init model), the verdict per FAR, the identification split (``identification``)
+    and the negative flips against v1 (``flips``)."""
 
     name: str
     metrics: dict
@@ -45,6 +46,8 @@ class TrainResult:
     report: CompatReport | None = None
     baselines: CompatReport | None = None
     compatible: dict = field(default_factory=dict)
+    identification: IdentificationReport | None = None
+    flips: FlipReport | None = None
 
 
 def refuse_existing(reg: Registry, name: str) -> None:

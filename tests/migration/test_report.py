@@ -52,5 +52,6 @@ def test_eval_data_folder_and_sampling(env):
     assert small["sampled"] and small["n_items"] == 20 and small["candidates"] == 48
     assert small == migration_report(store, "v1", "v2", 1e-3, max_items=20, seed=3)  # seeded
     parts = report_renderables(small)
-    assert len(parts) == 2 and all(hasattr(p, "columns") for p in parts)
+    tables = [p for p in parts if hasattr(p, "columns")]  # verification, identification, flips
+    assert len(tables) == 3 and [p for p in parts if isinstance(p, str)][0].startswith("top-1 identification")
     assert report_renderables({}) == ["no report yet: it is computed when the backfill completes"]
