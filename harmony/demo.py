@@ -45,6 +45,8 @@ class HarmonicReports:
     report: "CompatReport"
     baseline: "CompatReport | None"
     eval_set: str
+    identification: dict | None = None  # IdentificationReport.as_dict(): top-1 v2->v1 vs v1->v1
+    flips: dict | None = None  # FlipReport.as_dict(): what v1 got right and v2 gets wrong
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class DemoResult:
     timings: dict = field(default_factory=dict)
     compat: dict = field(default_factory=dict)
     baseline: dict = field(default_factory=dict)
+    identification: dict = field(default_factory=dict)
+    flips: dict = field(default_factory=dict)
     mid_search: list = field(default_factory=list)
     mid_top1: tuple[int, int] = (0, 0)  # v2 queries with the right identity first / queries, mid-backfill
     mid_progress: dict = field(default_factory=dict)
@@ -138,8 +142,12 @@ def run_demo(out: Path, say: Callable[[Said], None] = log_said, progress: Progre
     t = step(3, "train harmonic v2 from v1 (recipes/harmonic-tiny.yaml, --init v2-base)")
     rh = train_harmonic(reg, recipe("harmonic-tiny.yaml"), "v2", "v1", "v2-base", progress=progress)
     res.timings["train harmonic v2"] = time.time() - t
-    say(HarmonicReports(rh.report, rh.baselines, rh.eval_set))
+    say(HarmonicReports(rh.report, rh.baselines, rh.eval_set,
+                        rh.identification.as_dict() if rh.identification else None,
+                        rh.flips.as_dict() if rh.flips else None))
     res.compat, res.baseline = rh.report.as_dict(), rh.baselines.as_dict() if rh.baselines else {}
+    res.identification = rh.identification.as_dict() if rh.identification else {}
+    res.flips = rh.flips.as_dict() if rh.flips else {}
 
     t = step(4, "build gallery 'prod' with v1 from held-out faces")
     size = reg.get_version("v1").meta["spec"]["image_size"]

@@ -75,7 +75,7 @@ def renderables(x: "Said") -> list[object]:
     if isinstance(x, Heading):
         return [Text(f"\n== {x.text}", style="bold cyan")]
     if isinstance(x, HarmonicReports):
-        return list(harmonic_tables(x.report, x.baseline, x.eval_set))
+        return list(harmonic_tables(x.report, x.baseline, x.eval_set, x.identification, x.flips))
     if isinstance(x, MigrationReport):
         return report_renderables(x.report)
     return [Text(str(x))]
