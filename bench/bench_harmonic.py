@@ -30,30 +30,112 @@ RESULTS = ROOT / "bench" / "results" / "harmonic.json"
 RESULTS_DIR = RESULTS.parent
 FARS = (1e-2, 1e-3)
 RECIPES = ("base-tiny.yaml", "base-tiny-large.yaml", "harmonic-tiny.yaml")
-METHODS = {
-    "harmonic+prototype": {},
-    "harmonic (paper, triplet only)": {"harmonic.prototype_weight": 0.0},
+METHODS = {  # recipe overrides on recipes/harmonic-tiny.yaml; the first is the recipe as shipped
+    "harmonic-tiny (as shipped)": {},
+    "union triplet + prototype, whole net": {"harmonic.loss": "triplet", "harmonic.positives": "both",
+                                             "harmonic.frozen_stages": 0},
+    "ract + prototype": {"harmonic.loss": "ract"},
+    "v1-side positives + prototype": {"harmonic.loss": "triplet", "harmonic.positives": "old"},
+    "harmonic (paper, triplet only)": {"harmonic.loss": "triplet", "harmonic.positives": "both",
+                                       "harmonic.prototype_weight": 0.0},
     "bct": {"harmonic.method": "bct"},
 }
+MAIN = "harmonic-tiny (as shipped)"
+# the trade-off sweep (--sweep): the harmonic loss's weights, progress (VAL(v2,v2)) against compatibility
+SWEEP = {f"prototype weight {w:g}": {"harmonic.prototype_weight": float(w)} for w in (0, 4, 16, 64)} | {
+    "ract, prototype weight 4": {"harmonic.loss": "ract", "harmonic.prototype_weight": 4.0}}
+FRONT_PNG = RESULTS_DIR / "harmonic-tradeoff.png"
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (higher is better on each)."""
+    return [i for i, (x, y) in enumerate(points)
+            if not any((x2 >= x and y2 >= y) and (x2 > x or y2 > y) for x2, y2 in points)]
+
+
+def plot_front(rows: list[dict], far: str, path: Path) -> None:
+    """VAL(v2,v2) against VAL(v2->v1) per method (mean over seeds) at one FAR, v1 and v2-base as
+    reference points, the Pareto front, the compatibility criterion and the gain_recovered = 0.5 line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sub = [r for r in rows if r["far"] == far]
+    if not sub:
+        return
+    v1 = sub[0]["VAL(v1,v1)"]
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    ax.scatter([v1], [v1], marker="s", color="black", zorder=3)
+    ax.annotate("v1", (v1, v1), textcoords="offset points", xytext=(5, -12))
+    pts = [(r["VAL(v2->v1)"], r["VAL(v2,v2)"]) for r in sub]
+    front = set(pareto([p for p, r in zip(pts, sub) if not r["method"].startswith("v2-base")]))
+    methods = [r for r in sub if not r["method"].startswith("v2-base")]
+    for i, r in enumerate(methods):
+        x, y = r["VAL(v2->v1)"], r["VAL(v2,v2)"]
+        ax.scatter([x], [y], color="tab:red" if i in front else "tab:blue", zorder=3)
+        ax.annotate(r["method"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    base = next(r for r in sub if r["method"].startswith("v2-base"))
+    ax.scatter([base["VAL(v2->v1)"]], [base["VAL(v2,v2)"]], marker="^", color="grey", zorder=3)
+    ax.annotate("v2-base (independent)", (base["VAL(v2->v1)"], base["VAL(v2,v2)"]), textcoords="offset points",
+                xytext=(5, 4), fontsize=7)
+    fr = sorted((pts_ for i, pts_ in enumerate((r["VAL(v2->v1)"], r["VAL(v2,v2)"]) for r in methods) if i in front))
+    if len(fr) > 1:
+        ax.plot(*zip(*fr), color="tab:red", lw=1, label="Pareto front")
+    lo, hi = ax.get_ylim()
+    ax.axvline(v1, color="black", ls="--", lw=1, label="criterion: VAL(v2->v1) = VAL(v1,v1)")
+    ys = np.linspace(max(lo, v1), hi, 20)
+    ax.plot(v1 + 0.5 * (ys - v1), ys, color="tab:green", ls=":", lw=1, label="gain recovered = 0.5")
+    ax.set_xlabel(f"VAL(v2->v1) @ FAR {far} (compatibility)")
+    ax.set_ylabel(f"VAL(v2,v2) @ FAR {far} (progress)")
+    ax.set_title("harmonic v2 trade-off, mean over seeds, held-out test identities")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+WORK = ROOT / "bench" / "_work"  # git-ignored: trained base models, so a sweep reuses them
+
+
+def cached_base(recipe, seed: int):
+    """Train a base recipe for a seed once; later runs (another method set) load it back.
+    Returns (model, seconds it took to train)."""
+    import torch
+
+    from harmony.models.embedder import Embedder, EmbedderSpec
+    from harmony.training.base import fit_base
+
+    key = hashlib.sha256(recipe.to_yaml().encode()).hexdigest()[:12]
+    path = WORK / f"base-{recipe.name}-seed{seed}-{key}.pt"
+    if path.is_file():
+        ck = torch.load(path, weights_only=True)
+        model = Embedder(EmbedderSpec.from_dict(ck["spec"]))
+        model.load_state_dict(ck["state"])
+        return model.eval(), float(ck["seconds"])
+    t0 = time.time()
+    model, _ = fit_base(recipe)
+    secs = time.time() - t0
+    WORK.mkdir(parents=True, exist_ok=True)
+    torch.save({"spec": model.spec.as_dict(), "state": model.state_dict(), "seconds": secs}, path.with_suffix(".tmp"))
+    os.replace(path.with_suffix(".tmp"), path)
+    return model.eval(), secs
 
 
 def one_seed(seed: int, methods: dict) -> dict:
     from harmony.data.datamodule import eval_set
-    from harmony.metrics import compatibility_report
+    from harmony.metrics import compatibility_report, flip_report, identification_report
     from harmony.models.encode import TorchEncoder, encode_array
     from harmony.recipe import load_recipe
-    from harmony.training.base import fit_base
     from harmony.training.harmonic import fit_harmonic
 
     r1 = load_recipe(ROOT / "recipes/base-tiny.yaml").override(seed=seed)
     r2 = load_recipe(ROOT / "recipes/base-tiny-large.yaml").override(seed=seed)
     rh = load_recipe(ROOT / "recipes/harmonic-tiny.yaml").override(seed=seed)
-    t0 = time.time()
-    v1, _ = fit_base(r1)
-    t_v1 = time.time() - t0
-    t0 = time.time()
-    v2b, _ = fit_base(r2)
-    t_v2b = time.time() - t0
+    v1, t_v1 = cached_base(r1, seed)
+    v2b, t_v2b = cached_base(r2, seed)
     test = eval_set(rh.data, "test")
     e1 = encode_array(v1, test.images)
     e2b = encode_array(v2b, test.images)
@@ -69,10 +151,17 @@ def one_seed(seed: int, methods: dict) -> dict:
         t0 = time.time()
         v2, _ = fit_harmonic(rh.override(**over), TorchEncoder(v1), init)
         secs = time.time() - t0
-        rep = compatibility_report(e1, encode_array(v2, test.images), test.labels, FARS)
+        e2 = encode_array(v2, test.images)
+        rep = compatibility_report(e1, e2, test.labels, FARS)
+        ident = identification_report(e1, e2, test.labels)
+        flips = flip_report(e1, e2, test.labels)
         out["methods"][name] = {"seconds": secs, **{f"{r.far:g}": {"v2v2": r.new_new.val, "v2->v1": r.new_old.val,
-                                                                   "v1v1": r.old_old.val, "compatible": r.compatible}
-                                                    for r in rep.rows}}
+                                                                   "v1v1": r.old_old.val, "compatible": r.compatible,
+                                                                   "gain_recovered": r.gain_recovered}
+                                                    for r in rep.rows},
+                                "top1": {"v1->v1": ident.rows[0].accuracy[1], "v2->v2": ident.rows[1].accuracy[1],
+                                         "v2->v1": ident.rows[2].accuracy[1]},
+                                "flip_rate": {"new": flips.new.rate, "cross": flips.cross.rate}}
         out["seconds"][name] = secs
         print(f"seed {seed} {name}: " + ", ".join(
             f"FAR {r.far:g}: v1v1 {r.old_old.val:.3f} v2v2 {r.new_new.val:.3f} v2->v1 {r.new_old.val:.3f}"
@@ -110,8 +199,18 @@ def summarise(runs: list[dict]) -> list[dict]:
             v2bm = np.mean([r["v2-base"][far]["own"] for r in sub])
             own = np.mean([r["methods"][m][far]["v2v2"] for r in sub])
             cross = [r["methods"][m][far]["v2->v1"] for r in sub]
+            gains = [g for g in (r["methods"][m][far].get("gain_recovered") for r in sub) if g is not None]
+            top1 = [r["methods"][m].get("top1") for r in sub if r["methods"][m].get("top1")]
+            flips = [r["methods"][m]["flip_rate"]["cross"] for r in sub if "flip_rate" in r["methods"][m]]
             rows.append({"far": far, "method": m, "VAL(v1,v1)": v1m, "VAL(v2,v2)": own,
                          "VAL(v2->v1)": float(np.mean(cross)), "VAL(v2->v1) std": float(np.std(cross)),
+                         "gain_recovered": float(np.mean(gains)) if gains else None,
+                         "gain_recovered std": float(np.std(gains)) if gains else None,
+                         "gain_defined_runs": f"{len(gains)}/{len(sub)}",
+                         "top1 v1->v1": float(np.mean([t["v1->v1"] for t in top1])) if top1 else None,
+                         "top1 v2->v1": float(np.mean([t["v2->v1"] for t in top1])) if top1 else None,
+                         "cross flip rate": float(np.mean(flips)) if flips else None,
+                         "v2v2_vs_v2base": bool(own >= v2bm),
                          "kept_of_v2base": own / v2bm if v2bm else None,
                          "compatible_runs": f"{sum(r['methods'][m][far]['compatible'] for r in sub)}/{len(sub)}",
                          "mean_criterion_met": bool(np.mean(cross) >= v1m), "v2_beats_v1": bool(own > v1m),
@@ -127,17 +226,29 @@ def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for s in seeds:
         r = one_seed(s, methods or METHODS) | {"recipes": key}
-        atomic_write_text(RESULTS_DIR / f"harmonic-seed{s}.json", json.dumps(r, indent=2, default=float))
+        path = RESULTS_DIR / f"harmonic-seed{s}.json"
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        if old.get("recipes") == key:  # same recipes: keep the methods measured before (a sweep adds to them)
+            r["methods"] = old["methods"] | r["methods"]
+            r["seconds"] = old["seconds"] | r["seconds"]
+        atomic_write_text(path, json.dumps(r, indent=2, default=float))
     runs = pooled_runs(key)
     if not runs:
         raise SystemExit(f"no seed measured with the current recipes ({key}); run without --pool-only")
     rows = summarise(runs)
-    main = [r for r in rows if r["method"] == "harmonic+prototype"]
+    main = [r for r in rows if r["method"] == MAIN]
+
+    def gain(r: dict) -> str:
+        return ("undefined (v2 not better)" if r["gain_recovered"] is None else
+                f"{r['gain_recovered']:.2f} +- {r['gain_recovered std']:.2f}")
+
     summary = "; ".join(f"FAR {r['far']}: VAL(v1,v1) {r['VAL(v1,v1)']:.3f}, VAL(v2,v2) {r['VAL(v2,v2)']:.3f}, "
-                        f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f} (mean over seeds {r['seeds']})" for r in main)
+                        f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f}, gain recovered {gain(r)} "
+                        f"(mean +- std over seeds {r['seeds']})" for r in main)
     out = {"benchmark": "harmonic", "summary": summary, "rows": rows, "runs": runs, "recipes": key,
            "machine": {"cpus": os.cpu_count()}}
     atomic_write_text(RESULTS, json.dumps(out, indent=2, default=float))
+    plot_front(rows, f"{min(FARS):g}", FRONT_PNG)
     return out
 
 
@@ -146,8 +257,10 @@ if __name__ == "__main__":
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--methods", nargs="*", choices=list(METHODS), help="default: all")
+    ap.add_argument("--sweep", action="store_true", help="the trade-off sweep over the loss weights (SWEEP)")
     ap.add_argument("--pool-only", action="store_true", help="train nothing; summarise the saved seeds")
     args = ap.parse_args()
     res = run(quick=not args.full, seeds=args.seeds,
-              methods={m: METHODS[m] for m in args.methods} if args.methods else None, pool_only=args.pool_only)
+              methods=SWEEP if args.sweep else ({m: METHODS[m] for m in args.methods} if args.methods else None),
+              pool_only=args.pool_only)
     print(res["summary"])
