@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -45,10 +46,17 @@ def synth_config(spec: DataSpec) -> SynthConfig:
     return SynthConfig(image_size=spec.image_size, seed=spec.synth_seed)
 
 
+@functools.lru_cache(maxsize=4)
+def _rendered(n: int, k: int, split: str, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One process renders a split once: a story that trains v1, v2-base and a harmonic v2 on the
+    same faces (the demo, the bench) reuses them. Shared arrays: callers never write into them."""
+    return render_set(n, k, split, cfg)
+
+
 def synthetic_split(spec: DataSpec, split: str, n_identities: int | None = None, per_identity: int | None = None) -> LabelledImages:
     n = n_identities or {"train": spec.train_identities, "val": spec.val_identities, "test": spec.test_identities}[split]
     k = per_identity or (spec.per_identity if split == "train" else spec.eval_per_identity)
-    images, labels = render_set(n, k, split, synth_config(spec))
+    images, labels = _rendered(n, k, split, synth_config(spec))
     return LabelledImages(images, labels, f"synthetic:{split}:seed{spec.synth_seed}:{n}x{k}:{spec.image_size}px")
 
 
