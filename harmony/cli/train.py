@@ -99,6 +99,7 @@ def harmonic(
     from harmony.cli.tables import harmonic_tables
     from harmony.metrics.flips import check_rate
     from harmony.recipe import load_recipe
+    from harmony.cli.tables import compat_table
     from harmony.training.harmonic import train_harmonic
 
     if max_flip_rate is not None:
@@ -113,6 +114,9 @@ def harmonic(
     for t in harmonic_tables(res.report, res.baselines, res.eval_set, res.identification.as_dict(),
                              res.flips.as_dict()):
         console.print(t)
+    for anc in res.ancestors:  # a chain: measured against every older ancestor too, never assumed transitive
+        console.print(compat_table(anc, f"{name} vs {anc.old_name} ({old}'s ancestor), measured on the same "
+                                        "held-out identities"))
     verdict = res.compatible
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "
                   + ("[green]yes[/]" if all(verdict.values()) else

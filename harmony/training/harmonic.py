@@ -212,6 +212,29 @@ def compat_reports(old_encoder, new_model: Embedder, init_model: Embedder | None
     return HeldOutReports(rep, base, ident, flips, test.key)
 
 
+def ancestor_reports(reg: Registry, old_v, new_model: Embedder, recipe: Recipe, new_name: str) -> list[CompatReport]:
+    """v2 against each older ancestor of v1 (v1's parent, grandparent, ...), measured on the same
+    held-out set: compatibility is not transitive, so a chain v1 <- v2 <- v3 records v3 vs v1 as
+    measured, never inferred from v3 vs v2 and v2 vs v1. Ancestors of another dimension are skipped."""
+    from harmony.metrics import compatibility_report
+    from harmony.models.loading import load_encoder
+    from harmony.models.pipeline import CropEncoder, input_pipeline
+
+    test = eval_set(recipe.data, "test")
+    new_emb = None
+    out = []
+    for anc in reg.lineage(old_v.name)[1:]:
+        if anc.dim != new_model.dim:
+            log.info("%s is %d-D and %s %d-D: not comparable, skipped", anc.name, anc.dim, new_name, new_model.dim)
+            continue
+        if new_emb is None:
+            new_emb = encode_array(new_model, test.images, recipe.eval.batch_size)
+        anc_emb = CropEncoder(load_encoder(reg, anc.name), input_pipeline(anc)).encode(test.images)
+        out.append(compatibility_report(anc_emb, new_emb, test.labels, fars=recipe.eval.fars, old_name=anc.name,
+                                        new_name=new_name))
+    return out
+
+
 def refuse_flips(flips: FlipReport, max_flip_rate: float, run: Run) -> None:
     """Raise when a negative flip rate on the held-out split exceeds ``max_flip_rate`` (nothing is
     registered; the run folder stays, so a re-run resumes its finished stages without training)."""
@@ -269,6 +292,12 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     if base is not None:
         for r in base.rows:  # measured, so the migrator can refuse a mixed search for the init model too
             reg.record_compatibility(init, old_v.name, key, r.far, r.cells(), r.compatible)
+    chain = ancestor_reports(reg, old_v, model, recipe, name)
+    for anc in chain:
+        reg.record_evaluation(name, key, anc.as_dict(), against=anc.old_name)
+        for r in anc.rows:
+            reg.record_compatibility(name, anc.old_name, key, r.far, r.cells(), r.compatible)
     finish_run(run)
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
-                       baselines=base, compatible=verdict, identification=held.identification, flips=held.flips)
+                       baselines=base, compatible=verdict, identification=held.identification, flips=held.flips,
+                       ancestors=tuple(chain))

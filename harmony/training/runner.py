@@ -48,6 +48,7 @@ class TrainResult:
     compatible: dict = field(default_factory=dict)
     identification: IdentificationReport | None = None
     flips: FlipReport | None = None
+    ancestors: tuple[CompatReport, ...] = ()  # v2 against v1's own ancestors (chains), measured
 
 
 def refuse_existing(reg: Registry, name: str) -> None:
