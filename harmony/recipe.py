@@ -90,7 +90,7 @@ class TransformSpec:
 
     hidden: int = 0  # width of the MLP's hidden layers; 0 = twice the output dim
     blocks: int = 1  # hidden layers of the residual MLP; 0 = the linear map alone
-    norm: Literal["batch", "none"] = "batch"
+    norm: Literal["none", "layer", "batch"] = "none"  # after each hidden layer (batch: P x K batch statistics)
     init: Literal["lstsq", "random"] = "lstsq"  # linear part starts at the least-squares fit of v2 on v1
     steps: int = 2000
     lr: float = 1e-3

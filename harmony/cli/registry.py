@@ -172,8 +172,8 @@ def show_cmd(name: VersionArg, registry: RegistryOpt = None, as_json: JsonOpt = 
     Example: harmony registry show prod
     """
     reg = open_registry(registry)
-    if any(e.name == name for e in reg.transforms()):
-        _show_transform(reg, name, as_json)
+    if any(e.name == name for e in reg.transforms(include_deleted=True)):
+        _show_transform(reg, name, as_json)  # a removed one: NotFound, "was removed"
         return
     v = reg.get_version(name)
     aliases = sorted(a for a, t in reg.aliases().items() if t == v.name)
