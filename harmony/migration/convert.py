@@ -104,6 +104,8 @@ def plan_conversion(reg: Registry, gallery: str, target: str, via: str) -> Conve
 
     mig = active_migration(reg, gallery)
     source = mig.source if mig is not None else store.active_version
+    if mig is None and t == source:
+        raise InvalidInput(f"gallery {gallery} already serves {t}", hint="pass another --to version")
     if edge.to_version != t:
         raise InvalidInput(f"transform {edge.name} maps {edge.from_version} -> {edge.to_version}, not to {t}",
                            hint=f"pass --to {edge.to_version}, or a transform to {t} (`harmony registry transforms`)")

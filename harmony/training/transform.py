@@ -103,9 +103,11 @@ def net_spec(recipe: TransformRecipe, in_dim: int, out_dim: int) -> TransformNet
 
 
 def least_squares(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
-    """W (d_out, d_in) minimising ||x W^T - y||^2 + ridge * n * ||W||^2: the best linear h."""
+    """W (d_out, d_in) minimising ||x W^T - y||^2 + lam ||W||^2, lam = ``ridge`` x the mean
+    diagonal of x^T x (a scale-free nudge that keeps a rank-deficient x solvable): the best linear h."""
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    gram = x64.T @ x64 + ridge * len(x64) * np.eye(x64.shape[1])
+    gram = x64.T @ x64
+    gram += ridge * np.trace(gram) / gram.shape[0] * np.eye(gram.shape[0])
     return np.linalg.solve(gram, x64.T @ y64).T.astype(np.float32)
 
 
@@ -244,7 +246,8 @@ def train_transform(reg: Registry, recipe: TransformRecipe, name: str, from_vers
     t0 = time.time()
     a, b = reg.check_transform(name, from_version, to_version)  # unknown versions, a taken name: before any work
     reg.require_writable()
-    old, new = crop_encoder(reg, a.name, device=device), crop_encoder(reg, b.name, device=device)
+    bs = recipe.eval.batch_size
+    old, new = crop_encoder(reg, a.name, bs, device), crop_encoder(reg, b.name, bs, device)
     for enc, v in ((old, a), (new, b)):
         if int(enc.dim) != int(v.dim):
             raise InvalidInput(f"version {v.name} is recorded as {v.dim}-D but embeds in {enc.dim}-D",

@@ -238,6 +238,8 @@ def test_via_converts_stored_vectors_without_reading_an_image(tenv):
     assert (res.mode, res.query_version) == ("direct", "v2")
     q = direct_vectors(tenv.reg, "v2", res.queries)
     assert_same_hits(res.hits, brute_force(q, v2, names, 48), 5)
+    one_line_error(invoke(migrate_app, "gallery", "--gallery", "G", "--to", "v2", "--via", "v1-to-v2"),
+                   "gallery G already serves v2")
 
 
 @pytest.mark.parametrize("codec", ["sq8", "ivf"])
@@ -269,6 +271,7 @@ def test_a_later_backfill_reembeds_converted_items_whose_sources_exist(tenv):
     assert plan.resume == out.migration.id and plan.pending == 48
     res = run_migration(tenv.reg, plan, batch_size=16)
     assert res.complete and res.backfill.n_failed == len(gone) and res.backfill.n_embedded == 48 - len(gone)
+    assert res.report["converted"] == len(gone) and "converted through a transform" in res.report["vectors"]
     _, store = open_gallery(tenv.reg, "G")
     table = store.items()
     via = dict(zip(table.item_ids, table.via))
