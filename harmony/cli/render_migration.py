@@ -92,8 +92,10 @@ def transform_renderables(report: dict[str, Any]) -> list[Any]:
                   "gain recovered", f"{t}->{s} without h"):
             tab.add_column(c, justify="right")
         for r in rows:
-            tab.add_row(f"{r['far']:g}", _pct(r["val_from_from"]), _pct(r["val_to_to"]), _pct(r["val_to_mapped"]),
+            tab.add_row(f"{r['far']:g}" + (" *" if r.get("zero_false_accepts") else ""), _pct(r["val_from_from"]), _pct(r["val_to_to"]), _pct(r["val_to_mapped"]),
                         _pct(r["val_mapped_mapped"]), _f(r.get("gain_recovered"), pct=False),
                         _f(r.get("val_to_from_without_h")))
+        if any(r.get("zero_false_accepts") for r in rows):
+            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
         out.append(tab)
     return out

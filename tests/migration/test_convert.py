@@ -343,6 +343,27 @@ def test_via_bad_input_is_one_line_and_changes_nothing(tenv):
                    "migration #", "a backfill from the sources", "fix: finish it")
 
 
+def test_eval_data_measures_the_edge_on_a_labelled_folder(tenv):
+    build_gallery(tenv.reg, "G", "v1", tenv.faces)
+    folder = write_faces(tenv.tmp / "labelled", 6, 3, first_image=4)
+    out = run_conversion(tenv.reg, plan_conversion(tenv.reg, "G", "v2", "v1-to-v2"), eval_data=folder)
+    ev = out.report["eval"]
+    files = sorted(folder.glob("*/*.png"))
+    v1, v2 = direct_vectors(tenv.reg, "v1", files), direct_vectors(tenv.reg, "v2", files)
+    labels = np.array([f.parent.name for f in files])
+    from harmony.training.transform import PairedSet
+
+    _, h = load_transform(tenv.reg, "v1-to-v2")
+    twin = transform_table(PairedSet(v1, v2, labels, "x"), apply_transform(h, v1), out.report["fars"])
+    assert (ev["n_images"], ev["n_identities"], ev["unreadable"]) == (18, 6, 0)
+    for got, want in zip(ev["rows"], twin["rows"]):
+        for k in ("val_from_from", "val_to_to", "val_to_mapped", "val_mapped_mapped"):
+            assert got[k] == pytest.approx(want[k], abs=1e-9), k
+    from harmony.cli.render_migration import report_renderables
+
+    assert len(report_renderables(out.report)) == 4  # vectors line, gallery table, recorded table, eval table
+
+
 def test_dry_run_plans_and_changes_nothing(tenv):
     build_gallery(tenv.reg, "G", "v1", tenv.faces)
     r = invoke(migrate_app, "gallery", "--gallery", "G", "--to", "v2", "--via", "v1-to-v2", "--dry-run", "--json")
