@@ -209,7 +209,11 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
                       m.updated.strftime("%Y-%m-%d %H:%M:%S") if m.updated else "")
         console.print(t)
         b, m = s.backfill, s.latest
-        if b is not None and m.state in ACTIVE_STATES:
+        if m.plan.get("mode") == "transform" and m.state in ACTIVE_STATES and b is not None and not b.done:
+            console.print(f"gallery folder: {b.pending} item(s) hold {m.target} vectors converted via "
+                          f"{m.plan.get('via')}; `harmony migrate gallery --gallery {s.gallery} --to {m.target}` "
+                          "re-embeds those whose sources exist", highlight=False)
+        elif b is not None and m.state in ACTIVE_STATES:
             console.print(f"gallery folder: backfill to {b.target} {b.state}, {b.done} processed, {b.pending} pending, "
                           f"{b.failed} unreadable so far, {b.batches} batches committed", highlight=False)
         _failed(m.counts)

@@ -106,24 +106,20 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
     console.print(_versions_table(versions, aliases, f"versions in {reg.root}"))
     edges = reg.transforms()
     if edges:
-        console.print(_transforms_table(edges, f"transforms in {reg.root} (`harmony registry transforms --json`)"))
-
-
-def _gain_at(edge, far: float) -> str:
-    rows = (edge.metrics.get("test") or {}).get("rows") or []
-    g = next((r.get("gain_recovered") for r in rows if abs(r["far"] - far) <= 1e-9 * far), None)
-    return "-" if g is None else f"{g:.2f}"
+        console.print(_transforms_table(edges, f"transforms in {reg.root}"))
 
 
 def _transforms_table(edges, title: str) -> Table:
-    t = table(title, ("name", "from", "to", "dims", "VAL(to->h(from)) @1e-3", "gain @1e-3", "created", "sha256"),
-              right=("VAL(to->h(from)) @1e-3", "gain @1e-3"), no_wrap=("name", "created", "sha256"),
-              caption="times in UTC")
+    """One row per edge, with its test-identity figures at the strictest FAR it was measured at."""
+    cols = ("name", "from", "to", "dims", "FAR", "to->h(from)", "gain")
+    t = table(title, cols, right=("FAR", "to->h(from)", "gain"), no_wrap=cols,
+              caption="VAL(to->h(from)) and gain_recovered on held-out identities; more: `harmony registry show NAME`")
     for e in edges:
         rows = (e.metrics.get("test") or {}).get("rows") or []
-        cross = next((r["val_to_mapped"] for r in rows if abs(r["far"] - 1e-3) <= 1e-12), None)
-        t.add_row(e.name, e.from_version, e.to_version, f"{e.in_dim}->{e.out_dim}",
-                  "-" if cross is None else f"{cross:.3f}", _gain_at(e, 1e-3), _when(e.created), e.sha256[:8])
+        r = min(rows, key=lambda x: x["far"]) if rows else None
+        g = r.get("gain_recovered") if r else None
+        t.add_row(e.name, e.from_version, e.to_version, f"{e.in_dim}->{e.out_dim}", f"{r['far']:g}" if r else "-",
+                  f"{r['val_to_mapped']:.3f}" if r else "-", "-" if g is None else f"{g:.2f}")
     return t
 
 

@@ -87,10 +87,9 @@ def transform_renderables(report: dict[str, Any]) -> list[Any]:
     for title, rows in tables:
         if not rows:
             continue
-        tab = Table(title=title)
-        for c in ("FAR", f"VAL({s},{s})", f"VAL({t},{t})", f"VAL({t}->h({s}))", f"VAL(h({s}),h({s}))",
-                  "gain recovered", f"{t}->{s} without h"):
-            tab.add_column(c, justify="right")
+        tab = Table(title=f"{title}: VAL at FAR (probes,gallery)")
+        for c in ("FAR", f"{s},{s}", f"{t},{t}", f"{t}->h({s})", f"h({s}),h({s})", "gain", f"{t}->{s} no h"):
+            tab.add_column(c, justify="right", no_wrap=True)
         for r in rows:
             tab.add_row(f"{r['far']:g}" + (" *" if r.get("zero_false_accepts") else ""), _pct(r["val_from_from"]), _pct(r["val_to_to"]), _pct(r["val_to_mapped"]),
                         _pct(r["val_mapped_mapped"]), _f(r.get("gain_recovered"), pct=False),

@@ -116,13 +116,16 @@ def harmonic(
 def transform_table_view(title: str, table_: dict) -> Any:
     """The edge's measured table (training.transform.transform_table) as a rich table."""
     a, b = table_["from"], table_["to"]
-    cols = ("FAR", f"VAL({a},{a})", f"VAL({b},{b})", f"VAL({b}->h({a}))", f"VAL(h({a}),h({a}))", "gain recovered",
-            f"{b}->{a} without h")
-    t = table(title, cols, right=cols)
+    cols = ("FAR", f"{a},{a}", f"{b},{b}", f"{b}->h({a})", f"h({a}),h({a})", "gain", f"{b}->{a} no h")
+    t = table(f"{title}: VAL at FAR (probes,gallery)", cols, right=cols, no_wrap=cols)
     for r in table_["rows"]:
         g, w = r.get("gain_recovered"), r.get("val_to_from_without_h")
-        t.add_row(f"{r['far']:g}", f"{r['val_from_from']:.3f}", f"{r['val_to_to']:.3f}", f"{r['val_to_mapped']:.3f}",
+        t.add_row(f"{r['far']:g}" + (" *" if r.get("zero_false_accepts") else ""), f"{r['val_from_from']:.3f}", f"{r['val_to_to']:.3f}", f"{r['val_to_mapped']:.3f}",
                   f"{r['val_mapped_mapped']:.3f}", "-" if g is None else f"{g:.2f}", "-" if w is None else f"{w:.3f}")
+    notes = ["gain: gain_recovered, (VAL(to->h(from)) - VAL(from,from)) / (VAL(to,to) - VAL(from,from))"]
+    if any(r.get("zero_false_accepts") for r in table_["rows"]):
+        notes.append("* FAR x different pairs < 1: the figure rests on zero false accepts")
+    t.caption = "; ".join(notes)
     return t
 
 

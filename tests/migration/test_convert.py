@@ -263,6 +263,8 @@ def test_a_later_backfill_reembeds_converted_items_whose_sources_exist(tenv):
     build_gallery(tenv.reg, "G", "v1", tenv.faces)
     out = run_conversion(tenv.reg, plan_conversion(tenv.reg, "G", "v2", "v1-to-v2"))
     assert out.migration.state == "ready"
+    status = " ".join(invoke(migrate_app, "status", "--gallery", "G").stdout.split())
+    assert "48 item(s) hold v2 vectors converted via v1-to-v2" in status and "no image was read" in status
     names, converted = stored(tenv.reg, "G", "v2")
     gone = [n for n in names if n.startswith("id00")]  # identities 0-9 deleted, 10 and 11 remain
     for n in gone:
