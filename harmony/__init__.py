@@ -24,12 +24,14 @@ _API: dict[str, str] = {
     "Registry": "harmony.registry.store",
     # recipes and data
     "load_recipe": "harmony.recipe",
+    "load_transform_recipe": "harmony.recipe",
     "synthetic_set": "harmony.evaluation.datasets",
     "folder_set": "harmony.evaluation.datasets",
     "write_synthetic_faces": "harmony.data.synthetic_folder",
     # training
     "train_base": "harmony.training.base",
     "train_harmonic": "harmony.training.harmonic",
+    "train_transform": "harmony.training.transform",
     # evaluation
     "evaluate": "harmony.evaluation.run",
     "embed": "harmony.evaluation.cache:embed_cached",
@@ -42,6 +44,8 @@ _API: dict[str, str] = {
     # migrations
     "plan_migration": "harmony.migration.plan",
     "migrate": "harmony.migration.run:run_migration",
+    "plan_conversion": "harmony.migration.convert",
+    "convert": "harmony.migration.convert:run_conversion",
     "migration_status": "harmony.migration.lifecycle",
     "swap": "harmony.migration.lifecycle:swap_gallery",
     "rollback": "harmony.migration.lifecycle:rollback_gallery",
@@ -79,7 +83,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from harmony.migration.plan import plan_migration
     from harmony.migration.run import run_migration as migrate
     from harmony.migration.search import search_gallery as search
-    from harmony.recipe import load_recipe
+    from harmony.migration.convert import plan_conversion
+    from harmony.migration.convert import run_conversion as convert
+    from harmony.recipe import load_recipe, load_transform_recipe
     from harmony.registry.store import Registry
     from harmony.training.base import train_base
     from harmony.training.harmonic import train_harmonic
+    from harmony.training.transform import train_transform

@@ -89,6 +89,28 @@ class HarmonicSpec:
 
 
 @dataclass(frozen=True)
+class TransformSpec:
+    """``harmony train transform``: h maps v1 embeddings into v2's space (models/transform.py)."""
+
+    hidden: int = 0  # width of the MLP's hidden layers; 0 = twice the output dim
+    blocks: int = 1  # hidden layers of the residual MLP; 0 = the linear map alone
+    norm: Literal["none", "layer", "batch"] = "none"  # after each hidden layer (batch: P x K batch statistics)
+    init: Literal["lstsq", "random"] = "lstsq"  # linear part starts at the least-squares fit of v2 on v1
+    steps: int = 2000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["none", "cosine"] = "cosine"
+    p: int = 64  # identities per batch
+    k: int = 4  # images per identity
+    l2_weight: float = 1.0  # FCT's loss: mean ||h(v1(x)) - v2(x)||^2
+    triplet_weight: float = 0.0  # triplet loss over h(v1) and v2 embeddings of the batch (losses/harmonic.py)
+    margin: float = 0.2
+    mining: Literal["semihard", "hard", "all"] = "semihard"
+    anchors: Literal["new", "both"] = "both"  # triplet anchors: h(v1) only, or h(v1) and v2
+    eval_every: int = 0  # > 0: score on the VAL identities every N steps and keep the best h
+
+
+@dataclass(frozen=True)
 class EvalSpec:
     fars: tuple[float, ...] = DEFAULT_FARS
     batch_size: int = 512
@@ -113,18 +135,44 @@ class Recipe:
 
     def override(self, **paths: Any) -> "Recipe":
         """Return a copy with dotted keys replaced, e.g. ``override(**{"train.epochs": 2})``."""
-        d = self.to_dict()
-        for key, value in paths.items():
-            if value is None:
-                continue
-            node = d
-            *parents, last = key.split(".")
-            for p in parents:
-                node = node[p]
-            if last not in node:
-                raise InvalidInput(f"unknown recipe key {key!r}")
-            node[last] = value
-        return recipe_from_dict(d)
+        return recipe_from_dict(_overridden(self.to_dict(), paths))
+
+
+@dataclass(frozen=True)
+class TransformRecipe:
+    """A ``harmony train transform`` recipe: the labelled data both versions embed, h's knobs,
+    the FARs of the recorded table. No model/train section: the two versions exist already."""
+
+    name: str = "unnamed"
+    description: str = ""
+    seed: int = 0
+    data: DataSpec = field(default_factory=DataSpec)
+    transform: TransformSpec = field(default_factory=TransformSpec)
+    eval: EvalSpec = field(default_factory=EvalSpec)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def override(self, **paths: Any) -> "TransformRecipe":
+        """Return a copy with dotted keys replaced, e.g. ``override(**{"transform.steps": 100})``."""
+        return transform_recipe_from_dict(_overridden(self.to_dict(), paths))
+
+
+def _overridden(d: dict, paths: dict[str, Any]) -> dict:
+    for key, value in paths.items():
+        if value is None:
+            continue
+        node = d
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        if last not in node:
+            raise InvalidInput(f"unknown recipe key {key!r}")
+        node[last] = value
+    return d
 
 
 def _plain(x: Any) -> Any:
@@ -211,8 +259,8 @@ def _fars_ok(fars: tuple[float, ...]) -> bool:
     return True
 
 
-def _validate(r: Recipe) -> Recipe:
-    checks = [
+def _data_checks(r: Recipe | TransformRecipe) -> list[tuple[bool, str, str]]:
+    return [
         (16 <= r.data.image_size <= 1024, "data.image_size", "must be in 16..1024"),
         (r.data.train_identities >= 2 and r.data.val_identities >= 2 and r.data.test_identities >= 2,
          "data.train_identities/val_identities/test_identities", "must each be >= 2"),
@@ -220,6 +268,21 @@ def _validate(r: Recipe) -> Recipe:
          "must both be >= 2"),
         (r.data.min_images >= 1, "data.min_images", "must be >= 1"),
         (r.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+        (r.eval.batch_size >= 1, "eval.batch_size", "must be >= 1"),
+        (_fars_ok(r.eval.fars), "eval.fars", "each FAR must be in (0, 1]"),
+        (abs(sum(r.data.split) - 1) < 1e-6, "data.split", "fractions must sum to 1"),
+        (r.data.source != "folder" or bool(r.data.path), "data.path", "is required when data.source is folder"),
+    ]
+
+
+def _raise_first(checks: list[tuple[bool, str, str]]) -> None:
+    for ok, key, msg in checks:
+        if not ok:
+            raise InvalidInput(f"recipe key {key!r} {msg}")
+
+
+def _validate(r: Recipe) -> Recipe:
+    checks = _data_checks(r) + [
         (2 <= r.model.dim <= 4096, "model.dim", "must be in 2..4096"),
         (0.0 <= r.model.dropout < 1.0, "model.dropout", "must be in [0, 1)"),
         (r.train.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
@@ -233,7 +296,6 @@ def _validate(r: Recipe) -> Recipe:
          "must be >= 0"),
         (r.harmonic.bct_scale > 0, "harmonic.bct_scale", "must be > 0"),
         (r.harmonic.head_lr > 0 and r.harmonic.full_lr > 0, "harmonic.head_lr/full_lr", "must be > 0"),
-        (r.eval.batch_size >= 1, "eval.batch_size", "must be >= 1"),
         (r.train.p >= 2 and r.train.k >= 2, "train.p/train.k", "must both be >= 2"),
         (r.train.epochs >= 1, "train.epochs", "must be >= 1"),
         (r.train.steps_per_epoch >= 1, "train.steps_per_epoch", "must be >= 1"),
@@ -244,13 +306,8 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.prototype_renders >= 1, "harmonic.prototype_renders", "must be >= 1"),
         (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
         (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
-        (_fars_ok(r.eval.fars), "eval.fars", "each FAR must be in (0, 1]"),
-        (abs(sum(r.data.split) - 1) < 1e-6, "data.split", "fractions must sum to 1"),
-        (r.data.source != "folder" or bool(r.data.path), "data.path", "is required when data.source is folder"),
     ]
-    for ok, key, msg in checks:
-        if not ok:
-            raise InvalidInput(f"recipe key {key!r} {msg}")
+    _raise_first(checks)
     from harmony.models.backbones import BACKBONES
 
     if r.model.backbone not in BACKBONES:
@@ -278,16 +335,68 @@ def _check_backbone(r: Recipe) -> None:
                            hint="see the backbone's signature in harmony/models/ for the arguments it takes") from None
 
 
+def _validate_transform(r: TransformRecipe) -> TransformRecipe:
+    _raise_first(_data_checks(r) + [
+        (r.transform.hidden >= 0, "transform.hidden", "must be >= 0 (0: twice the output dim)"),
+        (r.transform.blocks >= 0, "transform.blocks", "must be >= 0 (0: the linear map alone)"),
+        (r.transform.steps >= 1, "transform.steps", "must be >= 1"),
+        (r.transform.lr > 0, "transform.lr", "must be > 0"),
+        (r.transform.weight_decay >= 0, "transform.weight_decay", "must be >= 0"),
+        (r.transform.p >= 2 and r.transform.k >= 2, "transform.p/transform.k", "must both be >= 2"),
+        (r.data.source != "synthetic" or r.transform.k <= r.data.per_identity, "transform.k",
+         f"is {r.transform.k} but data.per_identity renders only {r.data.per_identity} images per identity"),
+        (r.transform.l2_weight >= 0 and r.transform.triplet_weight >= 0, "transform.l2_weight/triplet_weight",
+         "must be >= 0"),
+        (r.transform.l2_weight + r.transform.triplet_weight > 0, "transform.l2_weight/triplet_weight",
+         "need at least one > 0"),
+        (r.transform.margin >= 0, "transform.margin", "must be >= 0"),
+        (r.transform.eval_every >= 0, "transform.eval_every", "must be >= 0 (0: no selection on val)"),
+    ])
+    return r
+
+
 REQUIRED_SECTIONS = ("data", "model", "train")
+TRANSFORM_SECTIONS = ("data", "transform")  # a transform recipe: the labelled data and h's knobs
+NETWORK_SECTIONS = ("model", "train", "harmonic")  # what a transform recipe has no use for
 
 
 def recipe_from_dict(raw: dict) -> Recipe:
     return _validate(_build(Recipe, raw, ""))
 
 
+def transform_recipe_from_dict(raw: dict) -> TransformRecipe:
+    if isinstance(raw, dict):
+        extra = [s for s in NETWORK_SECTIONS if s in raw]
+        if extra:
+            raise InvalidInput(f"a transform recipe has no {', '.join(repr(s) for s in extra)} section: those train "
+                               "networks, and a transform maps the vectors of two versions that exist already",
+                               hint="remove them; h's knobs live under 'transform' (see recipes/transform-tiny.yaml)")
+    return _validate_transform(_build(TransformRecipe, raw, ""))
+
+
+def load_transform_recipe(path: str | Path) -> TransformRecipe:
+    """Load and validate a ``harmony train transform`` recipe (sections data and transform)."""
+    p = Path(path)
+    raw = _read_yaml(p)
+    _check_sections(p, raw, TRANSFORM_SECTIONS, "every transform recipe sets", "recipes/transform-tiny.yaml")
+    try:
+        return transform_recipe_from_dict(raw)
+    except InvalidInput as e:
+        raise InvalidInput(f"{p}: {e.message}", e.hint) from None
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Load and validate a YAML recipe; errors name the file and the key."""
     p = Path(path)
+    raw = _read_yaml(p)
+    _check_sections(p, raw, REQUIRED_SECTIONS, "every recipe file sets", "recipes/base-tiny.yaml")
+    try:
+        return recipe_from_dict(raw or {})
+    except InvalidInput as e:
+        raise InvalidInput(f"{p}: {e.message}", e.hint) from None
+
+
+def _read_yaml(p: Path) -> Any:
     if not p.is_file():
         raise NotFound(f"recipe {p} does not exist", hint="see recipes/ for the shipped recipes")
     try:
@@ -297,13 +406,13 @@ def load_recipe(path: str | Path) -> Recipe:
                            hint="save the recipe as UTF-8") from None
     except yaml.YAMLError as e:
         raise InvalidInput(f"recipe {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return raw
+
+
+def _check_sections(p: Path, raw: Any, required: tuple[str, ...], every: str, example: str) -> None:
     if raw is None:
-        raise InvalidInput(f"recipe {p} is empty", hint="start from recipes/base-tiny.yaml")
-    missing = [s for s in REQUIRED_SECTIONS if not (isinstance(raw, dict) and raw.get(s))]
+        raise InvalidInput(f"recipe {p} is empty", hint=f"start from {example}")
+    missing = [s for s in required if not (isinstance(raw, dict) and raw.get(s))]
     if isinstance(raw, dict) and missing:  # a recipe file says what it trains; defaults hide typos
         raise InvalidInput(f"recipe {p} has no {', '.join(repr(m) for m in missing)} section",
-                           hint=f"every recipe file sets {', '.join(REQUIRED_SECTIONS)}; start from recipes/base-tiny.yaml")
-    try:
-        return recipe_from_dict(raw or {})
-    except InvalidInput as e:
-        raise InvalidInput(f"{p}: {e.message}", e.hint) from None
+                           hint=f"{every} {', '.join(required)}; start from {example}")

@@ -1,16 +1,17 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harmony.errors import InvalidInput, NotFound
-from harmony.recipe import load_recipe, recipe_from_dict
+from harmony.recipe import load_recipe, load_transform_recipe, recipe_from_dict
 
 RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.name for p in RECIPES])
 def test_shipped_recipes_load(path):
-    r = load_recipe(path)
+    r = (load_transform_recipe if "transform" in yaml.safe_load(path.read_text()) else load_recipe)(path)
     assert r.name == path.stem
 
 

@@ -204,6 +204,8 @@ def _info_rows(view: Any) -> list[tuple[str, str]]:
         rows += [("serving version", i.active), ("previous (rollback)", i.previous or "-"), ("dim", str(i.dim)),
                  ("items", str(i.n_items)),
                  ("items by newest vector", ", ".join(f"{k}: {v}" for k, v in i.items_by_version.items()) or "-"),
+                 ("converted, not embedded", ", ".join(f"{v} via {k}" for k, v in i.converted_by_transform.items())
+                  or "-"),
                  ("vectors per index", ", ".join(f"{k}: {v}" for k, v in i.vectors_by_version.items()) or "-"),
                  ("backfills in progress", ", ".join(i.backfills) or "-"),
                  ("bytes on disk", f"{i.bytes_on_disk:,}")]

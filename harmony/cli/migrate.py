@@ -64,6 +64,9 @@ def gallery_cmd(
                                                        "(backfill in slices; re-run to continue).")] = None,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Report on this labelled image folder "
                                                       "instead of the gallery's own items.")] = None,
+    via: Annotated[Optional[str], typer.Option("--via", help="Convert the stored vectors through this transform "
+                                               "(`harmony train transform`) instead of re-embedding: no image is "
+                                               "read, for galleries whose photos are gone.")] = None,
     device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
@@ -74,8 +77,11 @@ def gallery_cmd(
     Compatible target (passing verdict at the gallery's FAR): queries switch to it at once and
     search the old index mixed with the growing new one. Otherwise a full backfill comes first.
     The backfill commits every batch: kill it any time, re-run the same command to resume.
+    With --via the stored vectors are converted through a transform in one commit instead; a
+    later run without --via (before the swap) re-embeds the items whose sources still exist.
 
     Example: harmony migrate gallery --gallery prod --to v2 --swap
+    Example: harmony migrate gallery --gallery prod --to v2 --via v1-to-v2
     """
     from harmony.cli.progress import rich_progress
     from harmony.cli.render_migration import report_renderables
@@ -92,6 +98,15 @@ def gallery_cmd(
             raise InvalidInput("--max-flip-rate gates the swap, and --swap is not given",
                                hint="add --swap, or pass --max-flip-rate to `harmony migrate swap` later")
     reg = open_registry(registry)
+    if via is not None:
+        if max_batches is not None:
+            from harmony.errors import InvalidInput
+
+            raise InvalidInput("--max-batches does not apply to --via: a conversion commits every vector at once",
+                               hint="drop --max-batches")
+        _via(reg, gallery, to, via, dry_run=dry_run, swap=swap, allow_missing=allow_missing, eval_data=eval_data,
+             as_json=as_json, quiet=quiet)
+        return
     plan = plan_migration(reg, gallery, to)
     if dry_run:
         if as_json:
@@ -135,6 +150,50 @@ def gallery_cmd(
         console.print(f"migration #{m.id} is {m.state}; gallery {gallery} serves {plan.target}", highlight=False)
 
 
+def _via(reg: Any, gallery: str, to: str, via: str, *, dry_run: bool, swap: bool, allow_missing: bool,
+         eval_data: Optional[Path], as_json: bool, quiet: bool) -> None:
+    """`migrate gallery --via`: plan, convert (harmony.migration.convert), report, optional swap."""
+    from rich.panel import Panel
+
+    from harmony.cli.progress import rich_progress
+    from harmony.cli.render_migration import report_renderables
+    from harmony.migration.convert import plan_conversion, run_conversion
+
+    plan = plan_conversion(reg, gallery, to, via)
+    p, e = plan.migration, plan.edge
+    if not as_json:
+        lines = [f"gallery [bold]{p.gallery}[/]: {p.n_items} items, {p.dim}-D, codec {p.codec}, operating FAR {p.far:g}",
+                 f"{p.source} -> [bold]{p.target}[/] via transform [bold]{e.name}[/]: stored vectors converted, "
+                 "no image read", ""]
+        lines += [f"{i}. {s}" for i, s in enumerate(plan.steps(swap), 1)]
+        console.print(Panel("\n".join(lines), title="migration plan (transform)", title_align="left", expand=False))
+    if dry_run:
+        if as_json:
+            echo_json({"dry_run": True, "plan": plan.as_dict(swap)})
+        else:
+            console.print("[dim]dry run: nothing changed[/]")
+        return
+    with rich_progress(enabled=not (quiet or as_json)) as progress:
+        out = run_conversion(reg, plan, swap=swap, allow_missing=allow_missing, eval_data=eval_data, progress=progress)
+    if as_json:
+        echo_json({"plan": plan.as_dict(swap), "migration": out.migration, "conversion": out.conversion,
+                   "report": out.report, "swap": out.swap, "fixed": list(out.fixed)})
+        return
+    _print_repairs(out.fixed)
+    c = out.conversion
+    console.print(f"converted {c.n_converted} {p.source} vector(s) to {p.target} via {e.name} in {c.total_s:.2f} s "
+                  f"({c.vectors_per_s:,.0f} vectors/s); no image was read", highlight=False)
+    for part in report_renderables(out.report):
+        console.print(part)
+    m = out.migration
+    if out.swap is not None:
+        console.print(f"swapped: gallery [bold]{gallery}[/] serves {out.swap.active} (rollback to "
+                      f"{out.swap.previous} until `harmony migrate gc --gallery {gallery}`)", highlight=False)
+    else:
+        console.print(f"migration #{m.id} is {m.state}: `harmony migrate swap --gallery {gallery}` serves "
+                      f"{p.target}", highlight=False)
+
+
 @app.command("status")
 @handle_errors
 def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
@@ -163,7 +222,11 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
                       m.updated.strftime("%Y-%m-%d %H:%M:%S") if m.updated else "")
         console.print(t)
         b, m = s.backfill, s.latest
-        if b is not None and m.state in ACTIVE_STATES:
+        if m.plan.get("mode") == "transform" and m.state in ACTIVE_STATES and b is not None and not b.done:
+            console.print(f"gallery folder: {b.pending} item(s) hold {m.target} vectors converted via "
+                          f"{m.plan.get('via')}; `harmony migrate gallery --gallery {s.gallery} --to {m.target}` "
+                          "re-embeds those whose sources exist", highlight=False)
+        elif b is not None and m.state in ACTIVE_STATES:
             console.print(f"gallery folder: backfill to {b.target} {b.state}, {b.done} processed, {b.pending} pending, "
                           f"{b.failed} unreadable so far, {b.batches} batches committed", highlight=False)
         _failed(m.counts)

@@ -104,21 +104,79 @@ def list_cmd(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
         console.print(f"no versions in {reg.root} yet; train one with `harmony train base`")
         return
     console.print(_versions_table(versions, aliases, f"versions in {reg.root}"))
+    edges = reg.transforms()
+    if edges:
+        console.print(_transforms_table(edges, f"transforms in {reg.root}"))
+
+
+def _transforms_table(edges, title: str) -> Table:
+    """One row per edge, with its test-identity figures at the strictest FAR it was measured at."""
+    cols = ("name", "from", "to", "dims", "FAR", "to->h(from)", "gain")
+    t = table(title, cols, right=("FAR", "to->h(from)", "gain"), no_wrap=cols,
+              caption="VAL(to->h(from)) and gain_recovered on held-out identities; more: `harmony registry show NAME`")
+    for e in edges:
+        rows = (e.metrics.get("test") or {}).get("rows") or []
+        r = min(rows, key=lambda x: x["far"]) if rows else None
+        g = r.get("gain_recovered") if r else None
+        t.add_row(e.name, e.from_version, e.to_version, f"{e.in_dim}->{e.out_dim}", f"{r['far']:g}" if r else "-",
+                  f"{r['val_to_mapped']:.3f}" if r else "-", "-" if g is None else f"{g:.2f}")
+    return t
+
+
+@app.command("transforms")
+@handle_errors
+def transforms_cmd(from_version: Annotated[Optional[str], typer.Option("--from", help="Only edges from this "
+                                                                         "version.")] = None,
+                   to_version: Annotated[Optional[str], typer.Option("--to", help="Only edges to this version.")] = None,
+                   registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """List the transform edges (learned maps between two versions, `harmony train transform`).
+
+    Example: harmony registry transforms --to v2
+    """
+    reg = open_registry(registry)
+    edges = reg.transforms(from_version, to_version)
+    if as_json:
+        echo_json(edges)
+        return
+    if not edges:
+        console.print("no transforms yet; learn one with `harmony train transform --from V1 --to V2 --name V1-to-V2`")
+        return
+    console.print(_transforms_table(edges, f"transforms in {reg.root}"))
+
+
+def _show_transform(reg, name: str, as_json: bool) -> None:
+    from harmony.cli.train import transform_table_view
+
+    e = reg.get_transform(name)
+    if as_json:
+        echo_json(e)
+        return
+    rows = [(key, _when(value) if isinstance(value, datetime) else str(value if value is not None else ""))
+            for key, value in dataclasses.asdict(e).items() if key not in ("metrics", "meta", "recipe")]
+    console.print(field_table(f"transform {e.name}", rows))
+    for part in ("test", "val"):
+        if e.metrics.get(part):
+            console.print(transform_table_view(f"measured on {e.metrics[part]['dataset']} ({part} identities)",
+                                               e.metrics[part]))
 
 
 @app.command("show")
 @handle_errors
 def show_cmd(name: VersionArg, registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one version: its record, aliases and evaluations.
+    """Show one version (its record, aliases, evaluations, transforms) or one transform edge.
 
     Example: harmony registry show prod
     """
     reg = open_registry(registry)
+    if any(e.name == name for e in reg.transforms(include_deleted=True)):
+        _show_transform(reg, name, as_json)  # a removed one: NotFound, "was removed"
+        return
     v = reg.get_version(name)
     aliases = sorted(a for a, t in reg.aliases().items() if t == v.name)
     evals = reg.evaluations(v.name)
+    edges = [e for e in reg.transforms() if v.name in (e.from_version, e.to_version)]
     if as_json:
-        echo_json({**plain(v), "aliases": aliases, "evaluations": evals})
+        echo_json({**plain(v), "aliases": aliases, "evaluations": evals, "transforms": [e.name for e in edges]})
         return
     rows = [(key, json.dumps(value, sort_keys=True) if isinstance(value, dict) else _when(value)
              if isinstance(value, datetime) else str(value if value is not None else ""))
@@ -130,6 +188,8 @@ def show_cmd(name: VersionArg, registry: RegistryOpt = None, as_json: JsonOpt = 
             et.add_row(str(e["id"]), e["dataset"], e["against"] or "", json.dumps(e["metrics"], sort_keys=True),
                        _when(e["created"]))
         console.print(et)
+    if edges:
+        console.print(_transforms_table(edges, f"transforms from or to {v.name}"))
 
 
 @app.command("lineage")
@@ -288,8 +348,8 @@ def alias_list(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command("verify")
 @handle_errors
-def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (default: all, and every "
-                                                              "gallery).")] = None,
+def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version or transform (default: all, "
+                                                              "and every gallery).")] = None,
                gallery: Annotated[Optional[str], typer.Option("--gallery", help="Check only this gallery's files.")] = None,
                repair: Annotated[bool, typer.Option("--repair", help="Delete the orphans and leftovers of killed "
                                                     "runs (never a registered artifact or a running job's files).")] = False,
@@ -328,11 +388,17 @@ def verify_cmd(name: Annotated[Optional[str], typer.Argument(help="One version (
 @app.command("rm")
 @handle_errors
 def rm_cmd(name: str, registry: RegistryOpt = None) -> None:
-    """Remove a version (refused while an alias, gallery, migration or child version uses it).
+    """Remove a version (refused while an alias, gallery, migration, child version or transform
+    uses it) or a transform (refused while a migration in flight converts through it).
 
     Example: harmony registry rm v2-trial
     """
-    open_registry(registry).remove_version(name)
+    reg = open_registry(registry)
+    if any(e.name == name for e in reg.transforms()):
+        reg.remove_transform(name)
+        console.print(f"removed transform {name} (its name stays reserved)")
+        return
+    reg.remove_version(name)
     console.print(f"removed version {name} (its name stays reserved)")
 
 

@@ -19,6 +19,8 @@ def report_renderables(report: dict[str, Any]) -> list[Any]:
 
     if not report:
         return ["no report yet: it is computed when the backfill completes"]
+    if report.get("mode") == "transform":
+        return transform_renderables(report)
     s, t = report["source"], report["target"]
     where = report.get("data", "?")
     n = f"{report.get('n_items', 0)} items, {report.get('n_identities', 0)} identities"
@@ -54,4 +56,51 @@ def report_renderables(report: dict[str, Any]) -> list[Any]:
         out.append(flips_table(report["flips"], all_in="`harmony migrate status --json`"))
     elif "flips_error" in report:
         out.append(f"negative flips: not measured ({report['flips_error']})")
+    return out
+
+
+def _f(x: float | None, pct: bool = True) -> str:
+    return "-" if x is None else (_pct(x) if pct else f"{x:.2f}")
+
+
+def transform_renderables(report: dict[str, Any]) -> list[Any]:
+    """A conversion's report (``migrate gallery --via``): the gallery's VAL before and after the
+    conversion, the table the transform recorded, the one measured on --eval-data."""
+    from rich.table import Table
+
+    s, t, via = report["source"], report["target"], report["via"]
+    out: list[Any] = [f"vectors: {report.get('vectors', '?')}"]
+    n = f"{report.get('n_items', 0)} items, {report.get('n_identities', 0)} identities"
+    if report.get("sampled"):
+        n += f", a seeded sample of {report['candidates']}"
+    if "gallery" in report:
+        tab = Table(title=f"verification on gallery items ({n}): stored vs converted vectors")
+        tab.add_column("FAR", justify="right")
+        tab.add_column(f"before VAL({s},{s})", justify="right")
+        tab.add_column(f"converted VAL(h({s}),h({s}))", justify="right")
+        for r in report["gallery"]:
+            tab.add_row(f"{r['far']:g}" + (" *" if r["zero_false_accepts"] else ""), _pct(r["before"]),
+                        _pct(r["converted"]))
+        if any(r["zero_false_accepts"] for r in report["gallery"]):
+            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
+        out.append(tab)
+    else:
+        out.append(f"verification on gallery items: not measured ({report.get('gallery_error', 'no data')})")
+    tables = [(f"transform {via} as recorded on {(report.get('transform') or {}).get('dataset') or '?'}",
+               (report.get("transform") or {}).get("rows") or [])]
+    if "eval" in report:
+        tables.append((f"transform {via} measured on {report['eval'].get('dataset')}", report["eval"].get("rows", [])))
+    for title, rows in tables:
+        if not rows:
+            continue
+        tab = Table(title=f"{title}: VAL at FAR (probes,gallery)")
+        for c in ("FAR", f"{s},{s}", f"{t},{t}", f"{t}->h({s})", f"h({s}),h({s})", "gain", f"{t}->{s} no h"):
+            tab.add_column(c, justify="right", no_wrap=True)
+        for r in rows:
+            tab.add_row(f"{r['far']:g}" + (" *" if r.get("zero_false_accepts") else ""), _pct(r["val_from_from"]), _pct(r["val_to_to"]), _pct(r["val_to_mapped"]),
+                        _pct(r["val_mapped_mapped"]), _f(r.get("gain_recovered"), pct=False),
+                        _f(r.get("val_to_from_without_h")))
+        if any(r.get("zero_false_accepts") for r in rows):
+            tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
+        out.append(tab)
     return out

@@ -34,6 +34,7 @@ faiss.cvar.distance_compute_blas_query_bs = 4096
 faiss.cvar.distance_compute_blas_database_bs = 8192
 
 CODECS = ("flat", "sq8", "ivf", "ivf-sq8")
+LOSSY_CODECS = ("sq8", "ivf-sq8")  # stored vectors come back as decoded 8-bit codes, not as added
 NORM_TOLERANCE = 1e-3
 MAX_NLIST = 65536
 SQ_MIN_TRAIN = 1000  # fewer training vectors: 8-bit ranges fixed to the unit cube (see train_if_needed)
@@ -211,11 +212,20 @@ def remove(index: faiss.Index, ids: np.ndarray) -> int:
     return int(index.remove_ids(i))
 
 
-def reconstruct(index: faiss.Index, ids: np.ndarray) -> np.ndarray:
-    """Stored vectors ``(n, d)`` float32 for ``ids`` (flat/sq8 only; sq8 returns decoded codes)."""
+def reconstruct(index: faiss.Index, ids: np.ndarray, *, direct_map: bool = False) -> np.ndarray:
+    """Stored vectors ``(n, d)`` float32 for ``ids`` (sq8 codecs return decoded codes).
+
+    Flat and sq8 indexes map ids to vectors; IVF ones keep no such map, so they fail unless
+    ``direct_map``: then a copy of the index gets a hash-table id map built (O(n), once per call;
+    the index itself is left unchanged)."""
     i = np.ascontiguousarray(ids, dtype=np.int64)
+    cpu = to_cpu(index)
+    ivf = _ivf(cpu)
+    if direct_map and ivf is not None and ivf.direct_map.type == faiss.DirectMap.NoMap:
+        cpu = faiss.clone_index(cpu)
+        faiss.extract_index_ivf(cpu).set_direct_map_type(faiss.DirectMap.Hashtable)
     try:
-        return to_cpu(index).reconstruct_batch(i)
+        return cpu.reconstruct_batch(i)
     except RuntimeError as e:
         raise InvalidInput(f"cannot reconstruct vectors from this index: {e}".splitlines()[0],
                            hint="use a flat or sq8 codec") from None

@@ -81,6 +81,7 @@ class GalleryInfo:
     generation: int
     n_items: int
     items_by_version: dict[str, int]  # version of each item's newest vector
+    converted_by_transform: dict[str, int]  # items whose newest vector a transform made (migrate --via)
     vectors_by_version: dict[str, int]  # vectors held by each version's index
     backfills: tuple[str, ...]  # target versions with a backfill in progress
     bytes_on_disk: int
@@ -304,12 +305,13 @@ class GalleryStore:
             self._commit(table=self._table.without_ids(ids), indexes=changed)
             return int(ids.size)
 
-    def install_index(self, version: str, index: object, ids: np.ndarray) -> None:
+    def install_index(self, version: str, index: object, ids: np.ndarray, via: str = "") -> None:
         """Make ``index`` the stored index of ``version`` and mark ``ids`` as having their newest
-        vector there (used by the backfill when it completes). Caller holds :meth:`write_lock`."""
+        vector there (used by the backfill when it completes, and by a conversion, which names its
+        transform in ``via``). Caller holds :meth:`write_lock`."""
         check_version_name(version)
         with self.write_lock():
-            self._commit(table=self._table.with_versions(ids, version), indexes={version: index})
+            self._commit(table=self._table.with_versions(ids, version, via), indexes={version: index})
 
     def set_active(self, active: str, previous: str | None) -> None:
         """Point the gallery at ``active`` (must have an index); used by swap and rollback."""
@@ -467,6 +469,7 @@ class GalleryStore:
             path=str(self.path), dim=self.dim, codec=self.codec, nlist=m["nlist"], nprobe=m["nprobe"],
             active=self.active_version, previous=self.previous_version, generation=self.generation,
             n_items=len(self._table), items_by_version=self._table.count_by_version(),
+            converted_by_transform=self._table.count_converted(),
             vectors_by_version={v: int(m["sizes"][v]) for v in sorted(m["indexes"])},
             backfills=backfills, bytes_on_disk=size)
 

@@ -4,8 +4,11 @@ Columns: ``ids`` int64 (the FAISS id, assigned once per item id string and kept 
 replaced), ``seqs`` int64 (a gallery-wide change counter: bumped whenever a row is (re)written, so
 a backfill can tell what changed behind its cursor), ``versions`` (the version of the item's
 newest stored vector), ``item_ids`` (unique strings such as relative paths), ``sources`` (where to
-read the item again for re-embedding), ``labels`` (identity). Rows stay sorted by id, so id -> row
-is a binary search. Strings are stored as NUL-joined UTF-8, so loading needs no pickle.
+read the item again for re-embedding), ``labels`` (identity), ``via`` (the transform that produced
+the newest vector from a stored one without reading the source, ``harmony migrate gallery --via``;
+"" when it was embedded from the source: a later backfill re-embeds converted items). Rows stay
+sorted by id, so id -> row is a binary search. Strings are stored as NUL-joined UTF-8, so loading
+needs no pickle; a table saved before ``via`` existed loads with every item embedded.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from harmony.errors import IntegrityError, InvalidInput
 
-_STR_COLUMNS = ("versions", "item_ids", "sources", "labels")
+_STR_COLUMNS = ("versions", "item_ids", "sources", "labels", "via")
 
 
 def _strings(values, what: str, n: int) -> np.ndarray:
@@ -43,11 +46,12 @@ class ItemTable:
     item_ids: np.ndarray
     sources: np.ndarray
     labels: np.ndarray
+    via: np.ndarray
 
     @staticmethod
     def empty() -> "ItemTable":
         o = np.empty(0, dtype=object)
-        return ItemTable(np.empty(0, np.int64), np.empty(0, np.int64), o, o.copy(), o.copy(), o.copy())
+        return ItemTable(np.empty(0, np.int64), np.empty(0, np.int64), o, o.copy(), o.copy(), o.copy(), o.copy())
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -69,6 +73,16 @@ class ItemTable:
 
     def count_by_version(self) -> dict[str, int]:
         v, c = np.unique(self.versions.astype(str), return_counts=True) if len(self) else ([], [])
+        return {str(a): int(b) for a, b in zip(v, c)}
+
+    @property
+    def converted(self) -> np.ndarray:
+        """Bool mask: the item's newest vector came from a transform, not from its source."""
+        return self.via.astype(str) != "" if len(self) else np.zeros(0, bool)
+
+    def count_converted(self) -> dict[str, int]:
+        """Items whose newest vector was converted, per transform name."""
+        v, c = np.unique(self.via[self.converted].astype(str), return_counts=True) if len(self) else ([], [])
         return {str(a): int(b) for a, b in zip(v, c)}
 
     # -- changes (each returns a new table) ----------------------------------------------------
@@ -99,24 +113,29 @@ class ItemTable:
         cols["versions"][r] = version
         cols["sources"][r] = srcs[old]
         cols["labels"][r] = labs[old]
+        cols["via"][r] = ""  # new content, embedded from its source
         new = ~old
         vers = np.empty(n_new, dtype=object)
         vers[:] = version
+        via = np.empty(n_new, dtype=object)
+        via[:] = ""
         add = {"ids": ids[new], "seqs": seqs[new], "versions": vers, "item_ids": names[new],
-               "sources": srcs[new], "labels": labs[new]}
+               "sources": srcs[new], "labels": labs[new], "via": via}
         table = ItemTable(**{f: np.concatenate([cols[f], add[f]]) for f in cols})
         return table, ids, old, next_id + n_new, next_seq + n
 
     def without_ids(self, ids: np.ndarray) -> "ItemTable":
         return self.take(~np.isin(self.ids, np.asarray(ids, dtype=np.int64)))
 
-    def with_versions(self, ids: np.ndarray, version: str) -> "ItemTable":
-        """Set the newest-vector version of ``ids`` (their seqs are unchanged: content is the same)."""
+    def with_versions(self, ids: np.ndarray, version: str, via: str = "") -> "ItemTable":
+        """Set the newest-vector version of ``ids`` (their seqs are unchanged: content is the same)
+        and how it was made: ``via`` a transform's name, or "" (embedded from the source)."""
         rows = self.rows_of_ids(ids)
         rows = rows[rows >= 0]
-        versions = self.versions.copy()
+        versions, vias = self.versions.copy(), self.via.copy()
         versions[rows] = version
-        return replace(self, versions=versions)
+        vias[rows] = str(via)
+        return replace(self, versions=versions, via=vias)
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -135,6 +154,9 @@ class ItemTable:
                 n = int(z["n"])
                 cols = {"ids": z["ids"].astype(np.int64), "seqs": z["seqs"].astype(np.int64)}
                 for f in _STR_COLUMNS:
+                    if f == "via" and f not in z.files:  # saved before conversions existed: all embedded
+                        cols[f] = np.full(n, "", dtype=object)
+                        continue
                     parts = z[f].tobytes().decode("utf-8").split("\0") if n else []
                     arr = np.empty(n, dtype=object)
                     arr[:] = parts

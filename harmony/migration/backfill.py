@@ -23,7 +23,7 @@ from harmony.errors import IntegrityError, InvalidInput
 from harmony.gallery import index as fx
 from harmony.gallery.store import GalleryStore, check_version_name
 from harmony.gallery.table import ItemTable
-from harmony.migration.checkpoint import BackfillDir, Cursor, latest_records
+from harmony.migration.checkpoint import BackfillDir, Cursor, latest_records, needs_embedding
 from harmony.migration.states import BACKFILLING, PLANNED, READY, ROLLED_BACK, SWAPPED
 from harmony.progress import ProgressFn, tick
 
@@ -89,8 +89,9 @@ class _Timers:
 
 
 def pending_rows(table: ItemTable, target: str, after_seq: int) -> np.ndarray:
-    """Rows still to embed: newest vector not of ``target`` and changed after the cursor, by seq."""
-    mask = (table.versions != target) & (table.seqs > after_seq)
+    """Rows still to embed: newest vector not of ``target``, or converted to it by a transform
+    (``migrate --via``: re-embedding from the source replaces it), and changed after the cursor, by seq."""
+    mask = needs_embedding(table, target) & (table.seqs > after_seq)
     rows = np.flatnonzero(mask)
     return rows[np.argsort(table.seqs[rows], kind="stable")]
 

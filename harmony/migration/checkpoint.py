@@ -153,10 +153,17 @@ class BackfillDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def needs_embedding(table: ItemTable, target: str) -> np.ndarray:
+    """Bool mask over rows: the item has no ``target`` vector embedded from its source (none at
+    all, or one a transform converted from a stored vector)."""
+    return (table.versions != target) | table.converted
+
+
 def latest_records(seg: Segments, table: ItemTable, target: str) -> Latest:
     """Resolve the segments against the current item table: per id the record with the highest
     seq wins, and it counts only if that seq is the item's current one (the item was not replaced
-    or removed since) and the item's newest vector is not already of the target version."""
+    or removed since) and the item still needs a target vector embedded from its source (it has
+    none, or only one a transform converted)."""
     n_ok = seg.ids.shape[0]
     ids = np.concatenate([seg.ids, seg.failed_ids])
     seqs = np.concatenate([seg.seqs, seg.failed_seqs])
@@ -166,7 +173,7 @@ def latest_records(seg: Segments, table: ItemTable, target: str) -> Latest:
     last = order[np.r_[ids[order][1:] != ids[order][:-1], True]]
     rows = table.rows_of_ids(ids[last])
     valid = rows >= 0
-    valid[valid] = (table.seqs[rows[valid]] == seqs[last][valid]) & (table.versions[rows[valid]] != target)
+    valid[valid] = (table.seqs[rows[valid]] == seqs[last][valid]) & needs_embedding(table, target)[rows[valid]]
     ok = valid & (last < n_ok)
     return Latest(ok_ids=ids[last[ok]], ok_vectors=seg.vectors[last[ok]],
                   failed_rows=rows[valid & (last >= n_ok)])

@@ -73,8 +73,9 @@ def mixed_search(store: GalleryStore, queries: np.ndarray, k: int, target_versio
 
     if partial.ids.size:
         take(*partial.search(q, k), target_version)
-    if store.has_index(target_version) and in_target.size:
-        take(*store.search_ids(q, k, target_version, nprobe=nprobe), target_version)
+    if store.has_index(target_version) and in_target.size:  # re-embedded converted items: their partial vector
+        take(*store.search_ids(q, k, target_version, nprobe=nprobe,
+                               exclude_ids=partial.ids if partial.ids.size else None), target_version)
     if n_old_only > 0:
         take(*store.search_ids(q, k, old, nprobe=nprobe, exclude_ids=has_new), old)
     if not cols_I:

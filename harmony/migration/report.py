@@ -63,6 +63,10 @@ def gallery_pairs(store: GalleryStore, source: str, target: str, embed: EmbedBy 
     try:
         old, new = store.vectors(ids, source), store.vectors(ids, target)
         about["vectors"] = "as stored" if store.codec == "flat" else f"as stored ({store.codec}, decoded)"
+        n_conv = int(table.converted[rows].sum())
+        if n_conv:  # `migrate --via` left them: their sources could not be read again
+            about["vectors"] += f"; {n_conv} {target} vector(s) converted through a transform, not embedded"
+            about["converted"] = n_conv
     except InvalidInput:  # an IVF codec keeps no id -> vector map: read the sources again
         if embed is None:
             raise

@@ -12,7 +12,7 @@ Modules: ``store`` (the Registry API), ``schema`` (DDL per schema version and up
 registry runs no model: encoders for every kind of version live in ``harmony.models``.
 """
 
-from harmony.registry.records import Compat, Gallery, Migration, Version, VerifyResult
+from harmony.registry.records import Compat, Gallery, Migration, TransformEdge, Version, VerifyResult
 from harmony.registry.store import Registry
 
-__all__ = ["Registry", "Version", "Compat", "Gallery", "Migration", "VerifyResult"]
+__all__ = ["Registry", "Version", "Compat", "Gallery", "Migration", "TransformEdge", "VerifyResult"]

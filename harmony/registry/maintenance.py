@@ -17,18 +17,28 @@ import duckdb
 
 from harmony.errors import InvalidInput
 from harmony.registry.artifacts import sha256_file
-from harmony.registry.records import Gallery, Version, VerifyResult, utc
+from harmony.registry.records import Gallery, TransformEdge, Version, VerifyResult, utc
 
 EXPORT_FORMATS = ("parquet", "json")
 
 
-def verify_version(root: Path, v: Version) -> VerifyResult:
-    path = root / v.artifact
+def verify_file(root: Path, record: Version | TransformEdge) -> VerifyResult:
+    """A record's artifact against its recorded sha256: ok | missing | altered."""
+    path = root / record.artifact
     if not path.is_file():
-        return VerifyResult(v.name, "missing", str(path), "artifact file not found")
+        return VerifyResult(record.name, "missing", str(path), "artifact file not found")
     actual = sha256_file(path)
-    if actual != v.sha256:
-        return VerifyResult(v.name, "altered", str(path), f"sha256 {actual[:12]}... != recorded {v.sha256[:12]}...")
+    if actual != record.sha256:
+        return VerifyResult(record.name, "altered", str(path),
+                            f"sha256 {actual[:12]}... != recorded {record.sha256[:12]}...")
+    return VerifyResult(record.name, "ok", str(path))
+
+
+def verify_version(root: Path, v: Version) -> VerifyResult:
+    checked = verify_file(root, v)
+    if not checked.ok:
+        return checked
+    path = root / v.artifact
     if v.meta.get("adapter") == "dlib":  # the JSON artifact names model files outside the store
         from harmony.registry.manifests import dlib_model_problems
 
@@ -52,17 +62,18 @@ def verify_gallery(root: Path, g: Gallery) -> list[VerifyResult]:
     return [VerifyResult(g.name, status, str(folder / name), detail) for name, status, detail in check_folder(folder)]
 
 
-def orphans(root: Path, versions: Iterable[Version]) -> list[VerifyResult]:
-    """Artifact folders with no ready version, and stray files inside a version's folder."""
-    expected = {v.name: (root / v.artifact).name for v in versions}
+def orphans(root: Path, records: Iterable[Version | TransformEdge], folder: str = "artifacts",
+            what: str = "version") -> list[VerifyResult]:
+    """Folders under ``root/folder`` with no ready record, and stray files inside a record's folder."""
+    expected = {v.name: (root / v.artifact).name for v in records}
     found: list[VerifyResult] = []
-    base = root / "artifacts"
+    base = root / folder
     if not base.is_dir():
         return found
     for entry in sorted(base.iterdir()):
         if entry.name not in expected or not entry.is_dir():
             found.append(VerifyResult(entry.name, "orphan", str(entry),
-                                      "no registered version (left by an interrupted add or remove)"))
+                                      f"no registered {what} (left by an interrupted add or remove)"))
             continue
         for item in sorted(entry.iterdir()):
             if item.name != expected[entry.name]:

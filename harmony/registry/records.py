@@ -107,6 +107,37 @@ def version_from_row(row: tuple) -> Version:
 
 
 @dataclass(frozen=True)
+class TransformEdge:
+    """A learned map h from ``from_version``'s embedding space into ``to_version``'s (FCT without
+    side-information), its artifact (relative to the registry root) and ``metrics``: the table
+    measured on held-out identities when it was trained (``harmony.training.transform``)."""
+
+    name: str
+    from_version: str
+    to_version: str
+    in_dim: int
+    out_dim: int
+    artifact: str
+    sha256: str
+    size_bytes: int | None
+    recipe: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    created: datetime | None = None
+    created_by: str = ""
+    status: str = "ready"
+
+
+TRANSFORM_COLUMNS = columns_of(TransformEdge)
+
+
+def transform_from_row(row: tuple) -> TransformEdge:
+    (name, src, dst, in_dim, out_dim, artifact, sha, size, recipe, metrics, meta, created, by, status) = row
+    return TransformEdge(name, src, dst, int(in_dim), int(out_dim), artifact, sha, None if size is None else int(size),
+                         recipe or "", from_json(metrics), from_json(meta), utc(created), by or "", status)
+
+
+@dataclass(frozen=True)
 class Compat:
     """One compatibility measurement of ``new`` against ``old`` at one FAR on one dataset.
 

@@ -7,6 +7,7 @@ transaction. Table and column names are meant to be read by people writing plain
 History:
   1: versions, aliases, evaluations, compatibility, galleries, migrations.
   2: versions.size_bytes and versions.status ('ready' | 'deleted'); migrations.report.
+  3: transforms (learned maps between two versions' embedding spaces, `harmony train transform`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import duckdb
 
 from harmony.errors import Incompatible, InvalidInput
 
-CURRENT = 2
+CURRENT = 3
 
 _COMMON = """
 CREATE SEQUENCE evaluation_ids START 1;
@@ -132,6 +133,28 @@ CREATE TABLE migrations (
 }
 
 
+_TRANSFORMS = """
+CREATE TABLE transforms (
+    name VARCHAR PRIMARY KEY,
+    from_version VARCHAR NOT NULL,   -- h reads vectors of this version ...
+    to_version VARCHAR NOT NULL,     -- ... and writes vectors in this one's space
+    in_dim INTEGER NOT NULL,
+    out_dim INTEGER NOT NULL,
+    artifact VARCHAR NOT NULL,       -- relative to the registry root: transforms/<name>/<file>
+    sha256 VARCHAR NOT NULL,
+    size_bytes BIGINT,
+    recipe VARCHAR NOT NULL,
+    metrics JSON,                    -- the measured table: per FAR VAL(from,from), VAL(to,to),
+                                     -- VAL(to -> h(from)), VAL(h(from),h(from)), gain_recovered
+    meta JSON,
+    created TIMESTAMP NOT NULL,      -- UTC
+    created_by VARCHAR,
+    status VARCHAR NOT NULL DEFAULT 'ready'   -- ready | deleted
+);
+"""
+DDL[3] = DDL[2] + _TRANSFORMS
+
+
 def utcnow() -> datetime:
     """Naive UTC timestamp, the convention of every TIMESTAMP column."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -149,7 +172,11 @@ def _upgrade_1_to_2(con: duckdb.DuckDBPyConnection, root: Path) -> None:
         con.execute("UPDATE versions SET size_bytes = ? WHERE name = ?", [size, name])
 
 
-UPGRADES: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {1: _upgrade_1_to_2}
+def _upgrade_2_to_3(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    con.execute(_TRANSFORMS)
+
+
+UPGRADES: dict[int, Callable[[duckdb.DuckDBPyConnection, Path], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
 
 
 def stored_version(con: duckdb.DuckDBPyConnection) -> int | None:

@@ -20,13 +20,14 @@ import duckdb
 import numpy as np
 
 from harmony import scratch
-from harmony.errors import AlreadyExists, DiskFull, IntegrityError, InUse, InvalidInput, NotFound
+from harmony.errors import AlreadyExists, DiskFull, Incompatible, IntegrityError, InUse, InvalidInput, NotFound
 from harmony.registry import artifacts, catalog, galleries, maintenance, schema
+from harmony.registry import transforms as edges
 from harmony.registry.connection import reading, writing
 from harmony.registry.lookup import resolve_in, version_in
 from harmony.registry.records import (
-    KINDS, VERSION_COLUMNS, Compat, Gallery, Migration, Version, VerifyResult, check_name, to_json,
-    version_from_row,
+    KINDS, TRANSFORM_COLUMNS, VERSION_COLUMNS, Compat, Gallery, Migration, TransformEdge, Version, VerifyResult,
+    check_name, to_json, version_from_row,
 )
 
 DB_NAME = "harmony.duckdb"
@@ -127,6 +128,8 @@ class Registry:
             raise AlreadyExists(f"version '{name}' already exists{was}", hint="choose another --name")
         if con.execute("SELECT 1 FROM aliases WHERE alias = ?", [name]).fetchone():
             raise AlreadyExists(f"'{name}' is already an alias", hint="choose another --name")
+        if edges.is_transform(con, name):
+            raise AlreadyExists(f"'{name}' is already a transform", hint="choose another --name")
 
     def add_version(self, name: str, *, kind: str, artifact: Path | str, backbone: str, dim: int,
                     recipe: str = "", parent: str | None = None, metrics: Mapping[str, Any] | None = None,
@@ -252,8 +255,129 @@ class Registry:
                     "SELECT name FROM versions WHERE parent = ? AND status = 'ready'", [name]).fetchall():
                 raise InUse(f"version '{name}' is the parent of version '{child}'",
                             hint=f"remove version '{child}' first: `harmony registry rm {child}`")
+            for edge in edges.users_of_version(con, name):
+                raise InUse(f"version '{name}' is an end of transform '{edge}'",
+                            hint=f"remove the transform first: `harmony registry rm {edge}`")
             con.execute("UPDATE versions SET status = 'deleted' WHERE name = ?", [name])
         artifacts.remove_folder(self.root / "artifacts" / name)
+
+    # -- transforms (transforms.py) -------------------------------------------------------------
+
+    def add_transform(self, name: str, *, from_version: str, to_version: str, artifact: Path | str, in_dim: int,
+                      out_dim: int, recipe: str = "", metrics: Mapping[str, Any] | None = None,
+                      meta: Mapping[str, Any] | None = None, command: str | None = None) -> TransformEdge:
+        """Copy ``artifact`` (h's checkpoint) into ``transforms/<name>/`` and register the edge
+        ``from_version -> to_version`` with its measured table (``metrics``), in one transaction.
+
+        The dims must be the two versions' (InvalidInput otherwise): an edge is only ever applied
+        to vectors of ``from_version`` and compared with ``to_version``'s."""
+        check_name(name, "transform")
+        for key, d in (("in_dim", in_dim), ("out_dim", out_dim)):
+            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or int(d) <= 0:
+                raise InvalidInput(f"transform {key} must be a positive integer, got {d!r}", hint="pass e.g. 128")
+        values = [to_json(metrics), to_json(meta)]
+        src = Path(artifact)
+        scratch.sweep(self.root)
+        self.require_writable(src.stat().st_size if src.is_file() else 0)
+        with self._read() as con:  # fail fast before copying
+            self._check_edge(con, name, from_version, to_version, int(in_dim), int(out_dim))
+        folder = self.root / edges.FOLDER / name
+        try:
+            tmp, sha, size = artifacts.stage_copy(src, folder)
+        except BaseException:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+            raise
+        rel = f"{edges.FOLDER}/{name}/{src.name}"
+        try:
+            with self._write() as con:
+                a, b = self._check_edge(con, name, from_version, to_version, int(in_dim), int(out_dim))
+                artifacts.place(tmp, self.root / rel)
+                con.execute(f"INSERT INTO transforms ({TRANSFORM_COLUMNS}) VALUES "
+                            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [name, a, b, int(in_dim), int(out_dim), rel, sha, size, str(recipe), *values,
+                             schema.utcnow(), command if command is not None else command_line(), "ready"])
+        except AlreadyExists:
+            tmp.unlink(missing_ok=True)
+            raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            (self.root / rel).unlink(missing_ok=True)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+            raise
+        return self.get_transform(name)
+
+    @staticmethod
+    def _check_edge(con: duckdb.DuckDBPyConnection, name: str, from_version: str, to_version: str, in_dim: int,
+                    out_dim: int) -> tuple[str, str]:
+        edges.check_free(con, name)
+        a, b = version_in(con, from_version), version_in(con, to_version)
+        if a.name == b.name:
+            raise InvalidInput(f"a transform needs two different versions, got {a.name} twice",
+                               hint="pass --from OLD --to NEW")
+        if (a.dim, b.dim) != (in_dim, out_dim):
+            raise Incompatible(f"transform {name} maps {in_dim}-D to {out_dim}-D vectors, but {a.name} embeds in "
+                               f"{a.dim}-D and {b.name} in {b.dim}-D",
+                               hint="train the transform on embeddings of these two versions")
+        return a.name, b.name
+
+    def check_transform(self, name: str, from_version: str, to_version: str) -> tuple[Version, Version]:
+        """Refuse up front (before any embedding) a transform name that is taken, an unknown
+        version or one version twice; returns the two versions."""
+        check_name(name, "transform")
+        with self._read() as con:
+            edges.check_free(con, name)
+            a, b = version_in(con, from_version), version_in(con, to_version)
+        if a.name == b.name:
+            raise InvalidInput(f"a transform needs two different versions, got {a.name} twice",
+                               hint="pass --from OLD --to NEW")
+        return a, b
+
+    def get_transform(self, name: str) -> TransformEdge:
+        """The transform edge ``name`` (NotFound when there is none, or it was removed)."""
+        with self._read() as con:
+            return edges.get_transform(con, name)
+
+    def transforms(self, from_version: str | None = None, to_version: str | None = None,
+                   include_deleted: bool = False) -> list[TransformEdge]:
+        """Transform edges, oldest first, optionally only those from / to a version (names or aliases)."""
+        with self._read() as con:
+            a = resolve_in(con, from_version) if from_version is not None else None
+            b = resolve_in(con, to_version) if to_version is not None else None
+            return edges.list_transforms(con, a, b, include_deleted)
+
+    def transform_artifact_path(self, name: str, verify: bool = True) -> Path:
+        """h's checkpoint file, checked to exist and (by default) to match its recorded sha256."""
+        t = self.get_transform(name)
+        path = self.root / t.artifact
+        if not path.is_file():
+            raise IntegrityError(f"artifact {path} of transform '{t.name}' is missing",
+                                 hint="restore it from a backup; `harmony registry verify` lists every problem")
+        if verify:
+            actual = artifacts.sha256_file(path)
+            if actual != t.sha256:
+                raise IntegrityError(
+                    f"artifact {path} of transform '{t.name}' was altered: sha256 {actual[:12]}... "
+                    f"!= recorded {t.sha256[:12]}...",
+                    hint="restore the original file; a changed transform must be registered under a new name")
+        return path
+
+    def remove_transform(self, name: str) -> None:
+        """Mark a transform deleted and delete its artifact; refused while a migration in flight uses it."""
+        with self._write() as con:
+            t = edges.get_transform(con, name)
+            for mid, gallery in con.execute(
+                    "SELECT id, gallery FROM migrations WHERE json_extract_string(plan, '$.via') = ? "
+                    "AND state IN ('planned', 'backfilling', 'ready')", [t.name]).fetchall():
+                raise InUse(f"transform '{name}' converts gallery '{gallery}' in migration #{mid}",
+                            hint="finish (swap) or roll back the migration first")
+            con.execute("UPDATE transforms SET status = 'deleted' WHERE name = ?", [t.name])
+        artifacts.remove_folder(self.root / edges.FOLDER / name)
 
     # -- aliases --------------------------------------------------------------------------------
 
@@ -263,6 +387,9 @@ class Registry:
         with self._write() as con:
             if con.execute("SELECT 1 FROM versions WHERE name = ?", [alias]).fetchone():
                 raise InvalidInput(f"alias '{alias}' would shadow the version of that name",
+                                   hint="choose another alias name")
+            if edges.is_transform(con, alias):
+                raise InvalidInput(f"alias '{alias}' would shadow the transform of that name",
                                    hint="choose another alias name")
             target = resolve_in(con, version)
             con.execute("INSERT INTO aliases VALUES (?, ?, ?) ON CONFLICT (alias) DO UPDATE "
@@ -354,11 +481,20 @@ class Registry:
     # -- maintenance (maintenance.py) ----------------------------------------------------------------
 
     def verify(self, name: str | None = None) -> list[VerifyResult]:
-        """Re-hash artifacts: ok | missing | altered per version, plus orphan folders and files."""
+        """Re-hash artifacts: ok | missing | altered per version and transform (``name``: one of
+        them), plus orphan folders and files."""
+        if name is not None:
+            with self._read() as con:
+                is_edge = edges.is_transform(con, name)
+            if is_edge:
+                return [maintenance.verify_file(self.root, self.get_transform(name))]
         versions = [self.get_version(name)] if name is not None else self.list_versions()
         results = [maintenance.verify_version(self.root, v) for v in versions]
         if name is None:
+            transforms = self.transforms()
+            results += [maintenance.verify_file(self.root, t) for t in transforms]
             results += maintenance.orphans(self.root, versions)
+            results += maintenance.orphans(self.root, transforms, edges.FOLDER, "transform")
             results += maintenance.leftovers(self.root, [g.path for g in self.list_galleries()])
         return results
 

@@ -100,7 +100,7 @@ def test_export_parquet_and_json(reg, add, tmp_path):
     paths = reg.export(tmp_path / "out", "parquet")
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{t}.parquet" for t in ("aliases", "compatibility", "evaluations", "galleries",
-                                                    "migrations", "schema_info", "versions"))
+                                                    "migrations", "schema_info", "transforms", "versions"))
     rows = duckdb.sql(f"SELECT name, metrics FROM '{tmp_path / 'out' / 'versions.parquet'}'").fetchall()
     assert rows[0][0] == "v1" and json.loads(rows[0][1]) == {"val": 0.5}
     jpaths = reg.export(tmp_path / "out", "json")

@@ -43,7 +43,7 @@ def test_json_columns_are_plain_sql(reg, add):
     con = duckdb.connect(str(reg.db_path), read_only=True)
     try:
         assert con.execute("SELECT metrics->>'$.val' FROM versions WHERE name = 'v1'").fetchone() == ("0.75",)
-        assert con.execute("SELECT version FROM schema_info").fetchone() == (2,)
+        assert con.execute("SELECT version FROM schema_info").fetchone() == (3,)
     finally:
         con.close()
 
