@@ -46,13 +46,15 @@ def gallery_pairs(store: GalleryStore, source: str, target: str, embed: EmbedBy 
                   seed: int = 0, all_items: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """``(old (n, d), new (n, d), labels (n,), about)`` for items holding a target vector.
 
-    ``all_items``: every item instead (the backfill curve, before or during a backfill); items
-    without a stored target vector are embedded with ``target`` from their sources."""
+    ``all_items``: every item instead, in seq order (the backfill curve, before or during a
+    backfill); items without a stored target vector are embedded with ``target`` from their sources."""
     table = store.items()
     rows = np.arange(len(table)) if all_items else np.flatnonzero(table.versions == target)
     total = int(rows.size)
     if total > max_items:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_items, replace=False))
+    if all_items:  # in change order, as a backfill plans them (order.py)
+        rows = rows[np.argsort(table.seqs[rows], kind="stable")]
     ids = [str(s) for s in table.item_ids[rows]]
     about = {"data": "gallery items", "candidates": total, "sampled": total > max_items}
     try:
