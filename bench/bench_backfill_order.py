@@ -99,8 +99,9 @@ def measure(old: np.ndarray, new: np.ndarray, labels: np.ndarray, seeds: list[in
         if png is not None and s == seeds[0]:
             plot_backfill_curves(rep, png)
         d = rep.uncertainty_vs_random()
-        print(f"{src} -> {dst} seed {s}: " + ", ".join(f"{c.order} {c.auc_top1:.4f}/{c.auc_val:.4f}" for c in rep.curves)
-              + f"; uncertainty - random {d['auc_top1']:+.4f}/{d['auc_val']:+.4f}", flush=True)
+        areas = ", ".join(f"{c.order} {c.auc_top1:.4f}/{c.auc_val:.4f}" for c in rep.curves)
+        print(f"{src} -> {dst} seed {s}: {areas}; uncertainty - random {d['auc_top1']:+.4f}/{d['auc_val']:+.4f}",
+              flush=True)
     return {"pair": f"{src} -> {dst}", "seeds": seeds, "runs": per_seed, "png": str(png) if png else None}
 
 

@@ -4,8 +4,8 @@
 backfill's order (order.py: ``sequential`` = their change counter (seq), ``random`` = a seeded
 permutation, ``uncertainty`` = least trustworthy stored vectors first; fixed when the backfill
 starts and kept in the checkpoint, so a resumed run continues in the same order), embeds each
-batch with ``embed_fn`` and commits it as a checkpoint (see checkpoint.py). When nothing is left it takes the gallery's write lock, embeds whatever
-changed meanwhile, builds the target index (trained on all new vectors for IVF/SQ8 codecs) and
+batch with ``embed_fn`` and commits it as a checkpoint (see checkpoint.py). When nothing is left
+it takes the gallery's write lock, embeds whatever changed meanwhile, builds the target index (trained on all new vectors for IVF/SQ8 codecs) and
 installs it in the gallery: state "ready". Making it the active index is swap.py's job.
 
 Items whose source cannot be read (``ok=False`` from embed_fn) are recorded and listed; they keep

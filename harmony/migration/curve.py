@@ -62,7 +62,7 @@ def trapezoid_area(x: Sequence[float], y: Sequence[float]) -> float:
 
 def backfilled_count(fraction: float, n: int) -> int:
     """Items backfilled at ``fraction`` of ``n``: ``floor(fraction * n + 1/2)``."""
-    return min(n, int(math.floor(fraction * n + 0.5)))
+    return min(n, math.floor(fraction * n + 0.5))
 
 
 def mixed_vectors(old: np.ndarray, new: np.ndarray, order: np.ndarray, m: int) -> np.ndarray:

@@ -57,7 +57,7 @@ class OrderSpec:
     def as_dict(self) -> dict[str, Any]:
         return {"policy": self.policy, "seed": int(self.seed)}
 
-    def same_as(self, other: "OrderSpec") -> bool:
+    def same_as(self, other: OrderSpec) -> bool:
         """Same order of items: same policy, and the same seed where the seed matters (random)."""
         return self.policy == other.policy and (self.policy != RANDOM or self.seed == other.seed)
 

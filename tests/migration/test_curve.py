@@ -12,8 +12,15 @@ from harmony.errors import InvalidInput
 from harmony.gallery.synthetic import HashEmbedder, clustered_unit_vectors, normalise
 from harmony.metrics import val_at_far
 from harmony.migration.backfill import run_backfill
-from harmony.migration.curve import (backfill_curve, backfilled_count, curve_fractions, mixed_vectors, order_curves,
-                                     plot_backfill_curves, trapezoid_area)
+from harmony.migration.curve import (
+    backfill_curve,
+    backfilled_count,
+    curve_fractions,
+    mixed_vectors,
+    order_curves,
+    plot_backfill_curves,
+    trapezoid_area,
+)
 from harmony.migration.gate import Measured, VerdictView
 from harmony.migration.mixed_search import mixed_search
 from harmony.migration.order import OrderSpec, backfill_order

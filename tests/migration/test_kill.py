@@ -68,7 +68,7 @@ def test_kill_9_of_a_random_order_backfill_resumes_in_the_same_order(make_galler
     """The order is planned once (ORDER file + cursor) and survives kill -9: the committed batches
     are a prefix of the seeded plan, and the resumed run embeds exactly the rest of it, in order."""
     from harmony.migration.checkpoint import BackfillDir
-    from harmony.migration.order import OrderSpec, backfill_order
+    from harmony.migration.order import backfill_order
 
     g = make_gallery(400)
     t = g.store.items()

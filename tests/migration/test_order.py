@@ -12,8 +12,16 @@ from harmony.errors import InvalidInput
 from harmony.gallery.synthetic import HashEmbedder
 from harmony.migration.backfill import backfill_status, run_backfill
 from harmony.migration.checkpoint import BackfillDir
-from harmony.migration.order import (CENTRES, MARGIN, OrderSpec, backfill_order, centre_scores, margin_scores,
-                                     uncertainty_method, uncertainty_scores)
+from harmony.migration.order import (
+    CENTRES,
+    MARGIN,
+    OrderSpec,
+    backfill_order,
+    centre_scores,
+    margin_scores,
+    uncertainty_method,
+    uncertainty_scores,
+)
 
 DIM = 32
 
@@ -45,7 +53,7 @@ def test_identity_centre_score_equals_the_hand_computed_example():
     # x4: own 0; A 2 + 2/sqrt5 = 2.894427, B 2 + sqrt2 -> -2.894427
     expected = [-1.788854, -1.506011, -0.519787, -1.414214, -2.894427]
     np.testing.assert_allclose(centre_scores(x, labels), expected, atol=1e-5)
-    scores, method = uncertainty_scores(x, labels)
+    _, method = uncertainty_scores(x, labels)
     assert method == CENTRES
     np.testing.assert_array_equal(backfill_order("uncertainty", 5, x, labels), [2, 3, 1, 0, 4])
 
@@ -56,7 +64,7 @@ def test_neighbour_margin_score_equals_the_hand_computed_example():
     # nearest and second nearest others: 0 -> 10, 30; 10 -> 0, 30; 30 -> 10, 0; 100 -> 30, 10
     expected = [d[10] - d[30], d[10] - d[20], d[20] - d[30], d[70] - d[90]]
     np.testing.assert_allclose(margin_scores(x), expected, atol=1e-5)
-    scores, method = uncertainty_scores(x, None)
+    _, method = uncertainty_scores(x, None)
     assert method == MARGIN
     np.testing.assert_array_equal(backfill_order("uncertainty", 4, x, None), [1, 2, 0, 3])
 
