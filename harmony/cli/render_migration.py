@@ -78,6 +78,9 @@ def curve_renderables(report: dict[str, Any]) -> list[Any]:
         label += f" (seed {report['seed']})" if c["order"] == "random" else ""
         area.add_row(label, f"{c['auc_top1']:.4f}", f"{c['auc_val']:.4f}")
     out: list[Any] = [tab, area]
+    if report.get("mixed_served") is False:
+        out.append(f"note: {report.get('verdict', 'no passing verdict')}; the product serves no mixed search here "
+                   f"(queries stay on {s} until the swap), so these curves are what it would give, not what users get")
     d = report.get("uncertainty_minus_random")
     if d:
         def word(x: float) -> str:

@@ -219,9 +219,13 @@ def gallery_curves(reg: Registry, gallery: str, target: str, orders: Sequence[st
     them, else the items are embedded with ``target`` from their sources (IVF galleries: both
     versions re-embedded). Above ``max_items`` (default report.MAX_ITEMS) a seeded sample is
     measured, and the orders are planned over that sample. ``far`` defaults to the gallery's
-    operating FAR. Writes nothing: no registry row, no index, no checkpoint.
+    operating FAR. The report carries the gate's verdict at the gallery's FAR: without a passing
+    one the product never serves this mixed gallery (queries stay on the old version until the
+    swap), so the curve is what mixed search would give, not what users get. Writes nothing: no
+    registry row, no index, no checkpoint.
     """
     from harmony.gallery.catalog import open_gallery
+    from harmony.migration.gate import verdict_view
     from harmony.migration.report import MAX_ITEMS, gallery_pairs
     from harmony.models.pipeline import FileEmbedder, check_dim
 
@@ -237,8 +241,10 @@ def gallery_curves(reg: Registry, gallery: str, target: str, orders: Sequence[st
             return FileEmbedder(reg, version, device=device)(sources)
     old, new, labels, about = gallery_pairs(store, source, t, embed, MAX_ITEMS if max_items is None else max_items,
                                             seed, all_items=True)
+    verdict = verdict_view(reg, t, source, record.far)
     return order_curves(old, new, labels, orders, seed=seed, far=record.far if far is None else far, steps=steps,
-                        source=source, target=t, about={"gallery": gallery, **about})
+                        source=source, target=t, about={"gallery": gallery, **about, "mixed_served": verdict.compatible,
+                                                        "verdict": verdict.describe()})
 
 
 def plot_backfill_curves(report: CurveReport, out_png: str | Path) -> Path:

@@ -110,6 +110,9 @@ def test_curve_json_equals_the_library_over_the_gallery_vectors_and_writes_nothi
     assert r.exit_code == 0, r.output
     text = flat(r.stdout)
     assert "area under each curve" in text and "uncertainty - random:" in text and "random (seed 0)" in text
+    assert out["mixed_served"] is False and "the product serves no mixed search here" in text  # no verdict yet
+    record_verdict(env.reg, "v2", "v1", 1e-3, True)
+    assert as_json("curve", "--gallery", "prod", "--to", "v2", "--steps", "2")["mixed_served"] is True
 
 
 def test_curve_refusals_are_one_line_errors(env):
