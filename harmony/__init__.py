@@ -50,6 +50,7 @@ _API: dict[str, str] = {
     "swap": "harmony.migration.lifecycle:swap_gallery",
     "rollback": "harmony.migration.lifecycle:rollback_gallery",
     "gc": "harmony.migration.lifecycle:gc_gallery",
+    "backfill_curves": "harmony.migration.curve:gallery_curves",
 }
 
 __all__ = sorted(_API)

@@ -71,3 +71,18 @@ def test_seed_pool_key_follows_recipe_content_not_comments(tmp_path, monkeypatch
     assert bh.recipes_key() == key
     (tmp_path / "recipes" / bh.RECIPES[0]).write_text("train: {steps: 11}\n")
     assert bh.recipes_key() != key
+
+
+def test_backfill_order_summary_means_areas_over_seeds_and_counts_uncertainty_wins():
+    from bench.bench_backfill_order import ORDERS, summarise
+
+    def run(u: float, r: float) -> dict:
+        curves = [{"order": o, "auc_top1": a, "auc_val": a / 2, "top1": [0.1] * 11, "val": [0.2] * 11}
+                  for o, a in zip(ORDERS, (0.5, r, u))]
+        return {"curves": curves, "uncertainty_minus_random": {"auc_top1": u - r, "auc_val": (u - r) / 2}}
+
+    rows = summarise([{"pair": "v1 -> v2", "runs": [run(0.7, 0.6), run(0.5, 0.6)]}])
+    by = {r["order"]: r for r in rows}
+    assert abs(by["uncertainty"]["auc_top1"] - 0.6) < 1e-12 and abs(by["uncertainty"]["auc_top1_std"] - 0.1) < 1e-12
+    assert abs(by["uncertainty - random"]["auc_top1"]) < 1e-12 and by["uncertainty - random"]["uncertainty_wins_top1"] == "1/2"
+    assert by["random"]["seeds"] == 2 and by["sequential"]["auc_val@1e-3"] == 0.25

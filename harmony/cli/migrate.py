@@ -23,6 +23,22 @@ MaxFlipOpt = Annotated[Optional[float], typer.Option(
     "--max-flip-rate", help="Refuse the swap when the migration report's negative flip rate after it (share "
     "of the queries the old version identifies right at top-1 that the new one gets wrong) exceeds this "
     "(0..1).", show_default=False)]
+ORDERS = ("sequential", "random", "uncertainty")  # harmony.migration.order.POLICIES (not imported: --help stays fast)
+
+
+def _check_order(value: Optional[str]) -> Optional[str]:
+    if value is not None and value not in ORDERS:
+        raise typer.BadParameter(f"unknown order {value!r}; use one of {', '.join(ORDERS)}")
+    return value
+
+
+def _check_orders(value: str) -> str:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in ORDERS]
+    if bad or not names:
+        raise typer.BadParameter(f"unknown order(s) {', '.join(bad) or repr(value)}; use a comma-separated list of "
+                                 f"{', '.join(ORDERS)}")
+    return ",".join(dict.fromkeys(names))
 
 
 def _plan_panel(plan: Any, batch_size: int, swap: bool) -> Any:
@@ -32,7 +48,8 @@ def _plan_panel(plan: Any, batch_size: int, swap: bool) -> Any:
     lines = [f"gallery [bold]{plan.gallery}[/]: {plan.n_items} items, {plan.dim}-D, codec {plan.codec}, "
              f"operating FAR {plan.far:g}",
              f"{plan.source} -> [bold]{plan.target}[/]: {mode}",
-             f"verdict: {plan.verdict.describe()}", ""]
+             f"verdict: {plan.verdict.describe()}",
+             f"backfill order: {plan.order_text()}", ""]
     lines += [f"{i}. {s}" for i, s in enumerate(plan.steps(batch_size, swap), 1)]
     return Panel("\n".join(lines), title="migration plan", title_align="left", expand=False)
 
@@ -60,6 +77,13 @@ def gallery_cmd(
     allow_missing: AllowMissingOpt = False,
     max_flip_rate: MaxFlipOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Items per committed backfill batch.")] = 256,
+    order: Annotated[Optional[str], typer.Option(
+        "--order", callback=_check_order, metavar="[sequential|random|uncertainty]",
+        help="Backfill order of a new migration: sequential (default; the order items were added), random "
+             "(seeded), uncertainty (items whose stored vectors are least trustworthy first). Fixed when the "
+             "backfill starts; a resumed one keeps it.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, help="Seed of --order random (default 0); "
+                                                "recorded with the backfill.")] = None,
     max_batches: Annotated[Optional[int], typer.Option("--max-batches", min=0, help="Stop after N batches "
                                                        "(backfill in slices; re-run to continue).")] = None,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Report on this labelled image folder "
@@ -76,11 +100,12 @@ def gallery_cmd(
 
     Compatible target (passing verdict at the gallery's FAR): queries switch to it at once and
     search the old index mixed with the growing new one. Otherwise a full backfill comes first.
-    The backfill commits every batch: kill it any time, re-run the same command to resume.
+    The backfill commits every batch: kill it any time, re-run the same command to resume (in
+    the same order: --order and --seed are fixed when the backfill starts).
     With --via the stored vectors are converted through a transform in one commit instead; a
     later run without --via (before the swap) re-embeds the items whose sources still exist.
 
-    Example: harmony migrate gallery --gallery prod --to v2 --swap
+    Example: harmony migrate gallery --gallery prod --to v2 --order uncertainty --swap
     Example: harmony migrate gallery --gallery prod --to v2 --via v1-to-v2
     """
     from harmony.cli.progress import rich_progress
@@ -99,15 +124,18 @@ def gallery_cmd(
                                hint="add --swap, or pass --max-flip-rate to `harmony migrate swap` later")
     reg = open_registry(registry)
     if via is not None:
-        if max_batches is not None:
-            from harmony.errors import InvalidInput
+        from harmony.errors import InvalidInput
 
+        if max_batches is not None:
             raise InvalidInput("--max-batches does not apply to --via: a conversion commits every vector at once",
                                hint="drop --max-batches")
+        if order is not None or seed is not None:
+            raise InvalidInput("--order/--seed do not apply to --via: a conversion converts every vector at once",
+                               hint="drop --order/--seed, or pass them to the backfill that follows (without --via)")
         _via(reg, gallery, to, via, dry_run=dry_run, swap=swap, allow_missing=allow_missing, eval_data=eval_data,
              as_json=as_json, quiet=quiet)
         return
-    plan = plan_migration(reg, gallery, to)
+    plan = plan_migration(reg, gallery, to, order=order, seed=seed)
     if dry_run:
         if as_json:
             echo_json({"dry_run": True, "plan": plan.as_dict(batch_size, swap)})
@@ -229,12 +257,24 @@ def status_cmd(gallery: GalleryOpt, registry: RegistryOpt = None, as_json: JsonO
         elif b is not None and m.state in ACTIVE_STATES:
             console.print(f"gallery folder: backfill to {b.target} {b.state}, {b.done} processed, {b.pending} pending, "
                           f"{b.failed} unreadable so far, {b.batches} batches committed", highlight=False)
+        if m.plan.get("order"):
+            console.print(f"backfill order of migration #{m.id}: {_order_line(m.plan)}", highlight=False)
         _failed(m.counts)
         if m.report:
             for part in report_renderables(m.report):
                 console.print(part)
     for w in s.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+
+
+def _order_line(plan: dict) -> str:
+    """The order a migration row's plan recorded: policy, seed (random) or score (uncertainty)."""
+    o = plan["order"]
+    if o == "random":
+        return f"random (seed {plan.get('seed', 0)})"
+    if o == "uncertainty":
+        return f"uncertainty (score {plan.get('score') or '?'})"
+    return o
 
 
 def _print_outcome(o: Any, as_json: bool) -> None:
@@ -307,3 +347,54 @@ def gc_cmd(
         return
     console.print(f"deleted the {', '.join(dropped)} index(es) of gallery {gallery}" if dropped
                   else f"gallery {gallery} holds no index to collect", highlight=False)
+
+
+@app.command("curve")
+@handle_errors
+def curve_cmd(
+    gallery: GalleryOpt,
+    to: Annotated[str, typer.Option("--to", help="Target version (name or alias).")],
+    orders: Annotated[str, typer.Option("--orders", callback=_check_orders,
+                                        help="Comma-separated orders to compare.")] = ",".join(ORDERS),
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the random order and of the item sample.")] = 0,
+    far: Annotated[Optional[float], typer.Option("--far", help="FAR of the VAL curve (default: the gallery's "
+                                                 "operating FAR).")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=1000, help="Fractions 0, 1/steps, ..., 1.")] = 10,
+    max_items: Annotated[int, typer.Option("--max-items", min=2, help="Measure a seeded sample above this many "
+                                           "items (pairwise VAL is quadratic).")] = 4000,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Write the curves (top-1 and VAL) as a PNG.")] = None,
+    device: DeviceOpt = None,
+    registry: RegistryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """What each backfill order would give: mixed-search top-1 and VAL@FAR against the share backfilled.
+
+    Uses the gallery's items and identities with both versions (stored vectors; the target's are
+    embedded from the sources when the gallery holds none yet). Probes are the items embedded by
+    the target version; each item counts once, against its current vector (new once backfilled).
+    Reports the area under each curve. Changes nothing: no registry row, no index, no checkpoint.
+
+    Example: harmony migrate curve --gallery prod --to v2 --png curve.png
+    """
+    from harmony.cli.render_migration import curve_renderables
+    from harmony.metrics import check_far
+    from harmony.migration.curve import gallery_curves, plot_backfill_curves
+
+    if far is not None:
+        check_far(far, "--far")
+    if png is not None and not png.absolute().parent.is_dir():
+        from harmony.errors import InvalidInput
+
+        raise InvalidInput(f"--png {png}: folder {png.absolute().parent} does not exist",
+                           hint="create it first, or write the PNG elsewhere")
+    reg = open_registry(registry)
+    rep = gallery_curves(reg, gallery, to, orders.split(","), seed=seed, far=far, steps=steps, max_items=max_items,
+                         device=device)
+    written = plot_backfill_curves(rep, png) if png is not None else None
+    if as_json:
+        echo_json({**rep.as_dict(), "png": str(written) if written else None})
+        return
+    for part in curve_renderables(rep.as_dict()):
+        console.print(part)
+    if written is not None:
+        console.print(f"wrote {written}", highlight=False)

@@ -104,3 +104,43 @@ def transform_renderables(report: dict[str, Any]) -> list[Any]:
             tab.caption = "* FAR x different pairs < 1: the figure rests on zero false accepts"
         out.append(tab)
     return out
+
+
+def curve_renderables(report: dict[str, Any]) -> list[Any]:
+    """The backfill-curve report (harmony.migration.curve.CurveReport.as_dict) as rich tables."""
+    from rich.table import Table
+
+    curves = report["curves"]
+    s, t, far = report["source"], report["target"], report["far"]
+    n = f"{report['n_items']} items, {report['n_identities']} identities, {report['n_probes']} probes"
+    if report.get("sampled"):
+        n += f", a seeded sample of {report['candidates']}"
+    tab = Table(title=f"backfill {s} -> {t}: mixed-search top-1 / VAL@FAR={far:g} by share backfilled ({n})")
+    tab.add_column("backfilled", justify="right")
+    for c in curves:
+        tab.add_column(f"{c['order']} top-1", justify="right")
+        tab.add_column(f"{c['order']} VAL", justify="right")
+    for i, f in enumerate(curves[0]["fractions"]):
+        tab.add_row(f"{100 * f:.0f}%", *(x for c in curves for x in (_pct(c["top1"][i]), _pct(c["val"][i]))))
+    if report.get("zero_false_accepts"):
+        tab.caption = f"VAL rests on zero false accepts: FAR {far:g} x different pairs < 1"
+    area = Table(title="area under each curve (fraction 0..1; 1.0 = perfect from the start)")
+    area.add_column("order")
+    area.add_column("top-1 area", justify="right")
+    area.add_column(f"VAL@{far:g} area", justify="right")
+    for c in curves:
+        label = c["order"] + (f" ({report['score']})" if c["order"] == "uncertainty" and report.get("score") else "")
+        label += f" (seed {report['seed']})" if c["order"] == "random" else ""
+        area.add_row(label, f"{c['auc_top1']:.4f}", f"{c['auc_val']:.4f}")
+    out: list[Any] = [tab, area]
+    if report.get("mixed_served") is False:
+        out.append(f"note: {report.get('verdict', 'no passing verdict')}; the product serves no mixed search here "
+                   f"(queries stay on {s} until the swap), so these curves are what it would give, not what users get")
+    d = report.get("uncertainty_minus_random")
+    if d:
+        def word(x: float) -> str:
+            return "uncertainty better" if x > 0 else ("random better" if x < 0 else "equal")
+
+        out.append(f"uncertainty - random: {d['auc_top1']:+.4f} top-1 area ({word(d['auc_top1'])}), "
+                   f"{d['auc_val']:+.4f} VAL area ({word(d['auc_val'])})")
+    return out

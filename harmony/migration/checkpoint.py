@@ -2,7 +2,8 @@
 
 Folder ``<gallery>/migrations/<target>/``::
 
-    CURSOR              json: committed segment count, last item seq done, counters
+    CURSOR              json: committed segment count, last item seq done, counters, the order
+    ORDER.npz           the planned order (ids, seqs), for orders other than sequential
     seg-00000000.npz    one per committed batch: ids, seqs, vectors (m, d) float32, failed ids/seqs
     .lock               the running backfill holds an flock on it
 
@@ -11,6 +12,13 @@ free number, then CURSOR is replaced to count it. The cursor replacement is the 
 kill -9 before it leaves an orphan segment that the next run overwrites; after it, the batch is
 durable. So the partial index (the committed segments) and the cursor always agree, and writing
 costs O(batch) per batch rather than rewriting a growing index every time.
+
+The order (harmony.migration.order) is fixed when the backfill starts and never recomputed:
+``sequential`` needs no file (the items' seqs are the order; ``last_seq`` is the position);
+``random`` and ``uncertainty`` write ORDER (the pending items' ids and seqs, in embedding order)
+before the first CURSOR, and the cursor counts how many planned entries are done (``pos``). An
+ORDER without a CURSOR (killed in between) is rewritten by the next start. Items added or
+replaced after the start (seq above the plan's) come after the planned ones, by seq.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from harmony.gallery.table import ItemTable
 from harmony.io import atomic_write_json, atomic_writer, file_lock, is_temp_name, read_json
 
 CURSOR = "CURSOR"
+ORDER = "ORDER.npz"
 MIGRATIONS = "migrations"  # under the gallery folder: one sub-folder per backfill target
 
 
@@ -54,6 +63,20 @@ class Cursor:
     n_failed: int = 0
     started: str = ""
     updated: str = ""
+    # the order, fixed at the start (defaults: a cursor written before orders existed is sequential)
+    order: str = "sequential"
+    seed: int = 0
+    score: str | None = None  # uncertainty only: the score used (order.SCORES)
+    n_planned: int = 0  # entries in ORDER (0: no plan file, seq order)
+    pos: int = 0  # planned entries processed; with a plan, last_seq starts at the plan's highest seq
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planned order of a backfill: item ids and their seqs when planned, first to embed first."""
+
+    ids: np.ndarray  # (n,) int64
+    seqs: np.ndarray  # (n,) int64
 
 
 @dataclass(frozen=True)
@@ -91,12 +114,38 @@ class BackfillDir:
             raise IntegrityError(f"backfill cursor {p} is unreadable: {e}",
                                  hint="discard the backfill (it restarts from scratch)") from None
 
-    def start(self, dim: int) -> Cursor:
+    def start(self, dim: int, order: str = "sequential", seed: int = 0, plan: Plan | None = None,
+              score: str | None = None, last_seq: int = -1) -> Cursor:
+        """Create the cursor (the backfill's commit point zero); a ``plan`` is written durably first."""
         self.path.mkdir(parents=True, exist_ok=True)
         now = _now()
-        cursor = Cursor(target=self.target, dim=dim, started=now, updated=now)
+        n_planned = 0
+        if plan is not None:
+            buf = io.BytesIO()
+            np.savez(buf, ids=plan.ids.astype(np.int64), seqs=plan.seqs.astype(np.int64))
+            with atomic_writer(self.path / ORDER) as f:
+                f.write(buf.getvalue())
+            n_planned = int(plan.ids.shape[0])
+        cursor = Cursor(target=self.target, dim=dim, started=now, updated=now, order=order, seed=int(seed),
+                        score=score, n_planned=n_planned, last_seq=int(last_seq))
         atomic_write_json(self.path / CURSOR, asdict(cursor))
         return cursor
+
+    def read_plan(self, cursor: Cursor) -> Plan:
+        """The planned order the cursor counts in (empty for a sequential backfill)."""
+        if cursor.n_planned == 0:
+            return Plan(np.empty(0, np.int64), np.empty(0, np.int64))
+        p = self.path / ORDER
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                plan = Plan(z["ids"].astype(np.int64), z["seqs"].astype(np.int64))
+        except (OSError, ValueError, KeyError) as e:
+            raise IntegrityError(f"backfill order {p} is missing or unreadable: {e}",
+                                 hint="discard the backfill and run it again") from None
+        if plan.ids.shape != (cursor.n_planned,) or plan.seqs.shape != plan.ids.shape:
+            raise IntegrityError(f"backfill order {p} holds {plan.ids.shape[0]} entries, the cursor "
+                                 f"{cursor.n_planned}", hint="discard the backfill and run it again")
+        return plan
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -114,14 +163,16 @@ class BackfillDir:
                 p.unlink(missing_ok=True)
 
     def commit(self, cursor: Cursor, ids: np.ndarray, seqs: np.ndarray, vectors: np.ndarray,
-               failed_ids: np.ndarray, failed_seqs: np.ndarray, last_seq: int) -> Cursor:
-        """Durably append one batch; returns the new cursor (the old one stays valid on any error)."""
+               failed_ids: np.ndarray, failed_seqs: np.ndarray, last_seq: int, pos: int | None = None) -> Cursor:
+        """Durably append one batch; returns the new cursor (the old one stays valid on any error).
+        ``pos``: planned entries processed after this batch (unchanged when None)."""
         buf = io.BytesIO()
         np.savez(buf, ids=ids.astype(np.int64), seqs=seqs.astype(np.int64), vectors=vectors,
                  failed_ids=failed_ids.astype(np.int64), failed_seqs=failed_seqs.astype(np.int64))
         with atomic_writer(self.path / _segment_name(cursor.n_segments)) as f:
             f.write(buf.getvalue())
         new = replace(cursor, n_segments=cursor.n_segments + 1, last_seq=int(last_seq),
+                      pos=cursor.pos if pos is None else int(pos),
                       n_embedded=cursor.n_embedded + int(ids.shape[0]),
                       n_failed=cursor.n_failed + int(failed_ids.shape[0]), updated=_now())
         atomic_write_json(self.path / CURSOR, asdict(new))

@@ -51,24 +51,45 @@ Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict[str, Any]]  # 
 
 
 def gallery_pairs(store: GalleryStore, source: str, target: str, embed: EmbedBy | None, max_items: int = MAX_ITEMS,
-                  seed: int = 0) -> Pairs:
-    """``(old (n, d), new (n, d), labels (n,), item ids, about)`` for items holding a target vector."""
+                  seed: int = 0, all_items: bool = False) -> Pairs:
+    """``(old (n, d), new (n, d), labels (n,), item ids, about)`` for items holding a target vector.
+
+    ``all_items``: every item instead, in seq order (the backfill curve, before or during a
+    backfill); items without a stored target vector are embedded with ``target`` from their sources."""
     table = store.items()
-    rows = np.flatnonzero(table.versions == target)
+    rows = np.arange(len(table)) if all_items else np.flatnonzero(table.versions == target)
     total = int(rows.size)
     if total > max_items:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_items, replace=False))
+    if all_items:  # in change order, as a backfill plans them (order.py)
+        rows = rows[np.argsort(table.seqs[rows], kind="stable")]
     ids = [str(s) for s in table.item_ids[rows]]
     about = {"data": "gallery items", "candidates": total, "sampled": total > max_items}
     try:
-        old, new = store.vectors(ids, source), store.vectors(ids, target)
+        old = store.vectors(ids, source)
+        held = table.versions[rows] == target
+        new = np.empty_like(old)
+        if held.any():
+            new[held] = store.vectors([i for i, h in zip(ids, held) if h], target)
         about["vectors"] = "as stored" if store.codec == "flat" else f"as stored ({store.codec}, decoded)"
         n_conv = int(table.converted[rows].sum())
         if n_conv:  # `migrate --via` left them: their sources could not be read again
             about["vectors"] += f"; {n_conv} {target} vector(s) converted through a transform, not embedded"
             about["converted"] = n_conv
+        if not held.all():
+            if embed is None:
+                raise InvalidInput(f"{int((~held).sum())} item(s) hold no {target} vector yet",
+                                   hint="pass an embedder for the target version")
+            new_v, ok = embed(target, [str(s) for s in table.sources[rows[~held]]])
+            keep = held.copy()
+            keep[np.flatnonzero(~held)[ok]] = True
+            new[np.flatnonzero(~held)[ok]] = new_v
+            old, new, rows = old[keep], new[keep], rows[keep]
+            ids = [i for i, k in zip(ids, keep) if k]
+            about["vectors"] += f"; {target} embedded from sources for {int(ok.sum())} item(s)"
+            about["unreadable"] = int((~ok).sum())
     except InvalidInput:  # an IVF codec keeps no id -> vector map: read the sources again
-        if embed is None:
+        if embed is None or store.codec == "flat" or store.codec == "sq8":
             raise
         sources = [str(s) for s in table.sources[rows]]
         old_v, ok_old = embed(source, sources)

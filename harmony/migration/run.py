@@ -108,7 +108,7 @@ def run_migration(reg: Registry, plan: MigrationPlan, *, batch_size: int = 256, 
     embedder = FileEmbedder(reg, plan.target, batch_size=batch_size, device=device)
     mirror = _Mirror(reg, mig.id, mirror_every_s)
     result = run_backfill(store, plan.target, embedder, batch_size=batch_size, progress=progress,
-                          stop_after=stop_after, on_batch=mirror)
+                          stop_after=stop_after, on_batch=mirror, order=plan.order)
     if not result.complete:
         mirror.push()
         return MigrationOutcome(plan, reg.get_migration(mig.id), result, None, None, fixed)
