@@ -109,6 +109,8 @@ def version_matrices(reg: Registry, far: float = 1e-3, dataset: str | None = Non
     evals = [e for e in reg.evaluations() if e["against"] is None and e["dataset"] in datasets
              and isinstance(e["metrics"].get(key), (int, float))]
     order = {v.name: i for i, v in enumerate(reg.list_versions(include_deleted=True))}
+    edges = _transform_cells(reg, far, dataset)
+    datasets += [ds for ds in dict.fromkeys(ds for ds, _, _ in edges) if ds not in datasets]
     out = []
     for ds in datasets:
         cells: dict[tuple[str, str], MatrixCell] = {}
@@ -124,5 +126,29 @@ def version_matrices(reg: Registry, far: float = 1e-3, dataset: str | None = Non
             for v, cell in ((c.old, "old_old"), (c.new, "new_new")):
                 _newer(cells, (v, v), MatrixCell(float(c.table[cell]), "compatibility", c.id, c.created))
         names = sorted({v for pair in cells for v in pair}, key=lambda v: (order.get(v, len(order)), v))
-        out.append(VersionMatrix(ds, far, tuple(ProbeKind(v) for v in names), tuple(names), cells))
+        probes = [ProbeKind(v) for v in names]
+        for e_ds, kind, cell in edges:  # transform rows: "v1 via h" against the target's gallery
+            if e_ds == ds:
+                cells[(kind.label, cell[0])] = cell[1]
+                probes.append(kind)
+                if cell[0] not in names:
+                    names.append(cell[0])
+        out.append(VersionMatrix(ds, far, tuple(probes), tuple(names), cells))
+    return out
+
+
+def _transform_cells(reg: Registry, far: float, dataset: str | None) -> list[tuple[str, ProbeKind, tuple[str, MatrixCell]]]:
+    """Each transform edge's measured VAL(to -> h(from)) at ``far`` (its table on the test
+    identities), as a row ``from via h`` against the ``to`` gallery: over one image set the pair
+    set is symmetric, so VAL(h(v1) -> v2) is the same figure."""
+    out = []
+    for i, t in enumerate(reg.transforms()):
+        table = t.metrics.get("test") or {}
+        ds = table.get("dataset")
+        if ds is None or (dataset is not None and ds != dataset):
+            continue
+        for row in table.get("rows", []):
+            if row.get("far") is not None and abs(float(row["far"]) - far) <= 1e-12 * max(far, 1.0):
+                out.append((ds, ProbeKind(t.from_version, via=t.name),
+                            (t.to_version, MatrixCell(float(row["val_to_mapped"]), "transform", i, t.created))))
     return out

@@ -418,3 +418,16 @@ def test_train_transform_cli_and_registry_commands(tenv, tmp_path):
     assert invoke(registry_app, "rm", "v3").exit_code == 0  # no transform holds it any more
     assert not (tenv.root / "transforms" / "v1-to-v3").exists()
     one_line_error(invoke(registry_app, "show", "v1-to-v3"), "was removed")
+
+
+def test_matrix_shows_the_edge_as_its_recorded_figure(tenv):
+    """`registry compat --matrix`: a "v1 via h" row against v2's gallery, equal to the edge's table."""
+    from harmony.registry.matrix import version_matrices
+
+    e = tenv.reg.get_transform("v1-to-v2")
+    for row in e.metrics["test"]["rows"]:
+        mats = version_matrices(tenv.reg, row["far"], dataset=e.metrics["test"]["dataset"])
+        assert len(mats) == 1
+        cell = mats[0].cell("v1 via v1-to-v2", "v2")
+        assert cell is not None and cell.source == "transform" and cell.val == row["val_to_mapped"]
+        assert mats[0].cell("v1 via v1-to-v2", "v1") is None  # never inferred
