@@ -262,7 +262,7 @@ def eval_table(reg: Registry, source: str, target: str, edge: TransformEdge, dat
 
     from harmony.metrics import MetricsWarning
 
-    old, new, labels, about = folder_pairs(reg, source, target, data)
+    old, new, labels, _, about = folder_pairs(reg, source, target, data)
     _, model = load_transform(reg, edge.name)
     with warnings.catch_warnings():  # zero-false-accept figures are flagged in the rows themselves
         warnings.simplefilter("ignore", MetricsWarning)

@@ -81,12 +81,14 @@ def test_train_harmonic_registers_compat_and_chains(tmp_path, micro_recipe, regi
     assert {round(c.far, 6) for c in rows} == {0.1, 0.01}
     assert all(set(c.table) >= {"old_old", "new_new", "new_old", "old_new"} for c in rows)
     assert reg.compatibility("v2-base", "v1")  # the independent baseline is measured too
-    # chains: v3 from v2 (no --init: fresh network); v3 vs v1 is unknown until measured
+    # chains: v3 from v2 (no --init: fresh network); v3 vs v1 is measured too, on the same held-out set
     r = invoke("train", "harmonic", "--from", "v2", "--recipe", micro_recipe, "--name", "v3", "--method", "bct",
                "--quiet", "--registry", registry_root)
     assert r.exit_code == 0, r.output
     assert reg.get_version("v3").parent == "v2"
-    assert verdict_view(reg, "v3", "v1", 0.01).verdict is None
+    chain = {c.far: c for c in reg.compatibility("v3", "v1")}
+    assert set(chain) == {0.1, 0.01} and verdict_view(reg, "v3", "v1", 0.01).verdict == chain[0.01].compatible
+    assert "v3vsv1(v2'sancestor)" in "".join(r.output.split())  # its table is shown
     assert [v.name for v in reg.lineage("v3")] == ["v3", "v2", "v1"]
 
 
