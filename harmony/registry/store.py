@@ -221,17 +221,20 @@ class Registry:
     def artifact_path(self, name: str, verify: bool = True) -> Path:
         """The artifact file of a version, checked to exist and (by default) to match its sha256."""
         v = self.get_version(name)
-        path = self.root / v.artifact
+        return self._checked_artifact(v.artifact, v.sha256, f"version '{v.name}'", "model", verify)
+
+    def _checked_artifact(self, artifact: str, sha256: str, owner: str, what: str, verify: bool) -> Path:
+        """An artifact of a version or a transform: present, and (``verify``) its recorded sha256."""
+        path = self.root / artifact
         if not path.is_file():
-            raise IntegrityError(f"artifact {path} of version '{v.name}' is missing",
+            raise IntegrityError(f"artifact {path} of {owner} is missing",
                                  hint="restore it from a backup; `harmony registry verify` lists every problem")
         if verify:
             actual = artifacts.sha256_file(path)
-            if actual != v.sha256:
+            if actual != sha256:
                 raise IntegrityError(
-                    f"artifact {path} of version '{v.name}' was altered: sha256 {actual[:12]}... "
-                    f"!= recorded {v.sha256[:12]}...",
-                    hint="restore the original file; a changed model must be registered under a new name")
+                    f"artifact {path} of {owner} was altered: sha256 {actual[:12]}... != recorded {sha256[:12]}...",
+                    hint=f"restore the original file; a changed {what} must be registered under a new name")
         return path
 
     def remove_version(self, name: str) -> None:
@@ -354,18 +357,7 @@ class Registry:
     def transform_artifact_path(self, name: str, verify: bool = True) -> Path:
         """h's checkpoint file, checked to exist and (by default) to match its recorded sha256."""
         t = self.get_transform(name)
-        path = self.root / t.artifact
-        if not path.is_file():
-            raise IntegrityError(f"artifact {path} of transform '{t.name}' is missing",
-                                 hint="restore it from a backup; `harmony registry verify` lists every problem")
-        if verify:
-            actual = artifacts.sha256_file(path)
-            if actual != t.sha256:
-                raise IntegrityError(
-                    f"artifact {path} of transform '{t.name}' was altered: sha256 {actual[:12]}... "
-                    f"!= recorded {t.sha256[:12]}...",
-                    hint="restore the original file; a changed transform must be registered under a new name")
-        return path
+        return self._checked_artifact(t.artifact, t.sha256, f"transform '{t.name}'", "transform", verify)
 
     def remove_transform(self, name: str) -> None:
         """Mark a transform deleted and delete its artifact; refused while a migration in flight uses it."""
