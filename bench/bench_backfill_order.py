@@ -5,13 +5,15 @@ Two real trained models on the synthetic benchmark's held-out TEST identities (3
 probes are the same images embedded by the new one, and after each 10% of the backfill the
 backfilled items hold their new vector (harmony.migration.curve: the product's mixed-search
 semantics, leave-one-out; VAL over the pairs (i, j), i != j). For each seed the gallery is a
-seeded draw of 160 of the 300 identities (200 on --split val) and the random order uses that seed; the table reports
-the area under each curve (mean +- std over the seeds) and uncertainty - random per seed.
+seeded draw of 160 of the 300 identities (of the 200 with ``--split val``) and the random order
+uses that seed; the table reports the area under each curve (mean +- std over the seeds) and
+uncertainty - random per seed.
 
 Models (harmony checkpoints, ``Embedder.checkpoint()``), in ``--models DIR`` (default
 /tmp/wt-c-models): ``v1.pt`` (recipes/base-tiny.yaml) and ``v2-base.pt``
-(recipes/base-tiny-large.yaml), trained here with ``fit_base`` when missing (about 2 and 5 min on
-2 loaded cores), and ``v2.pt`` (a harmonic v2, trained with ``--train-harmonic`` or brought).
+(recipes/base-tiny-large.yaml), trained here with ``fit_base`` when missing, and ``v2.pt`` (a
+harmonic v2 from recipes/harmonic-tiny.yaml, trained with ``--train-harmonic``, or brought).
+Measured on 2 cores shared with three other jobs: v1 43 min, v2-base 55 min, v2 25 min.
 Or any registered versions: ``--registry ROOT --pair v1:v2 --pair v1:v2-base``.
 
 Run: ``python bench/bench_backfill_order.py [--seeds 0 1 2] [--png-dir bench/results]``;
