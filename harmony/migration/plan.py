@@ -73,8 +73,7 @@ class MigrationPlan:
         if p == RANDOM:
             return f"random order (seed {self.order.seed})"
         if p == UNCERTAINTY:
-            return (f"uncertainty order ({self.score}: {SCORE_TEXT[self.score]}, in {self.source}'s stored vectors; "
-                    "highest first)")
+            return f"uncertainty order ({self.score}: {SCORE_TEXT[self.score]}; from {self.source}'s stored vectors)"
         return "sequential order (the order items were added or changed)"
 
     def as_dict(self, batch_size: int = 256, swap: bool = False) -> dict[str, Any]:

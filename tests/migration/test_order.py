@@ -14,11 +14,11 @@ from harmony.migration.backfill import backfill_status, run_backfill
 from harmony.migration.checkpoint import BackfillDir
 from harmony.migration.order import (
     CENTRES,
-    MARGIN,
+    NEIGHBOURS,
     OrderSpec,
     backfill_order,
-    centre_scores,
-    margin_scores,
+    centre_priority,
+    neighbour_priority,
     uncertainty_method,
     uncertainty_scores,
 )
@@ -41,53 +41,71 @@ def test_sequential_is_the_input_order_and_random_a_seeded_permutation():
     np.testing.assert_array_equal(a, np.random.default_rng(3).permutation(200))  # the documented generator
 
 
-def test_identity_centre_score_equals_the_hand_computed_example():
-    # A = {0 deg, 53.13 deg}, B = {90 deg, 180 deg}, C = {270 deg} on the unit circle
-    x = np.array([[1, 0], [0.6, 0.8], [0, 1], [-1, 0], [0, -1]], np.float32)
-    labels = np.array(["A", "A", "B", "B", "C"])
-    # centres: A = (1.6, 0.8)/|.| = (2, 1)/sqrt5, B = (-1, 1)/sqrt2, C = (0, -1); D = 2 - 2 x.c
-    # x0: own D = 2 - 4/sqrt5 = 0.211146; others: B 2 + sqrt2, C 2.0 -> 0.211146 - 2
-    # x1: own 0.211146; B 2 - 0.4/sqrt2 = 1.717157, C 3.6 -> 0.211146 - 1.717157
-    # x2: own 2 - sqrt2 = 0.585786; A 2 - 2/sqrt5 = 1.105573, C 4 -> 0.585786 - 1.105573
-    # x3: own 0.585786; A 2 + 4/sqrt5, C 2.0 -> 0.585786 - 2
-    # x4: own 0; A 2 + 2/sqrt5 = 2.894427, B 2 + sqrt2 -> -2.894427
-    expected = [-1.788854, -1.506011, -0.519787, -1.414214, -2.894427]
-    np.testing.assert_allclose(centre_scores(x, labels), expected, atol=1e-5)
+def d(deg: float) -> float:
+    """Squared L2 between unit vectors ``deg`` degrees apart."""
+    return 2 - 2 * math.cos(math.radians(deg))
+
+
+def test_identity_centre_priority_equals_the_hand_computed_example():
+    # A = {0, 20, -20} deg (centre 0), B = {90, 120, 150} (centre 120), C = {130, 190, 250} (centre 190)
+    angles = [0, 20, -20, 90, 120, 150, 130, 190, 250]
+    x = np.array([unit(a) for a in angles], np.float32)
+    labels = np.array(list("AAABBBCCC"))
+    # anchors (nearest their centre, D_own 0): 8; C's 130 deg item lies 60 deg from its centre and
+    # 10 deg from B's: misfiled, 4 + d(60) - d(10); the rest: D_own (C's 250 deg item: d(60), its
+    # nearest other centre is A's at 110 deg; B's 150 deg item: d(30) < d(40) to C's centre)
+    expected = [8, d(20), d(20), d(30), 8, d(30), 4 + d(60) - d(10), 8, d(60)]
+    np.testing.assert_allclose(centre_priority(x, labels), expected, atol=1e-5)
     _, method = uncertainty_scores(x, labels)
     assert method == CENTRES
-    np.testing.assert_array_equal(backfill_order("uncertainty", 5, x, labels), [2, 3, 1, 0, 4])
+    order = backfill_order("uncertainty", 9, x, labels).tolist()
+    assert set(order[:3]) == {0, 4, 7} and order[3:5] == [6, 8]  # one per identity, misfiled, farthest
+    assert set(order[5:7]) == {3, 5} and set(order[7:]) == {1, 2}
 
 
-def test_neighbour_margin_score_equals_the_hand_computed_example():
-    x = np.array([unit(a) for a in (0, 10, 30, 100)], np.float32)
-    d = {a: 2 - 2 * math.cos(math.radians(a)) for a in (10, 20, 30, 70, 90, 100)}
-    # nearest and second nearest others: 0 -> 10, 30; 10 -> 0, 30; 30 -> 10, 0; 100 -> 30, 10
-    expected = [d[10] - d[30], d[10] - d[20], d[20] - d[30], d[70] - d[90]]
-    np.testing.assert_allclose(margin_scores(x), expected, atol=1e-5)
+def test_the_anchor_is_the_item_nearest_its_centre_and_the_worst_identity_goes_first():
+    angles = [0, 10, 50, 200, 230, 240]  # P = {0, 10, 50} (centre 19.7 deg), Q = {200, 230, 240} (223.3 deg)
+    x = np.array([unit(a) for a in angles], np.float32)
+    labels = np.array(list("PPPQQQ"))
+    centre = {k: np.array(x[labels == k].sum(0)) / np.linalg.norm(x[labels == k].sum(0)) for k in "PQ"}
+    own = np.array([2 - 2 * x[i] @ centre[labels[i]] for i in range(6)])
+    pri = centre_priority(x, labels)
+    assert np.argmax(pri[:3] > 8) == 1 and np.argmax(pri[3:] > 8) == 1  # 10 deg and 230 deg: nearest their centres
+    np.testing.assert_allclose(pri[[1, 4]], 8 + own[[1, 4]], atol=1e-5)
+    assert own[1] > own[4] and backfill_order("uncertainty", 6, x, labels)[:2].tolist() == [1, 4]  # P's is worse
+
+
+def test_neighbour_priority_equals_the_hand_computed_example():
+    x = np.array([unit(a) for a in (0, 10, 30, 100, 200)], np.float32)
+    # mean distance to the 3 nearest others: 0 -> 10, 30, 100; 10 -> 0, 30, 100; 30 -> 10, 0, 100;
+    # 100 -> 30, 10, 0 (or 200: the same distance); 200 -> 100, 0, 10 (or 30)
+    expected = [(d(10) + d(30) + d(100)) / 3, (d(10) + d(20) + d(90)) / 3, (d(20) + d(30) + d(70)) / 3,
+                (d(70) + d(90) + d(100)) / 3, (d(100) + d(160) + d(170)) / 3]
+    np.testing.assert_allclose(neighbour_priority(x), expected, atol=1e-5)
     _, method = uncertainty_scores(x, None)
-    assert method == MARGIN
-    np.testing.assert_array_equal(backfill_order("uncertainty", 4, x, None), [1, 2, 0, 3])
+    assert method == NEIGHBOURS
+    np.testing.assert_array_equal(backfill_order("uncertainty", 5, x, None), [4, 3, 0, 1, 2])
 
 
-def test_margin_drops_the_item_itself_even_when_a_duplicate_ties_with_it():
+def test_neighbours_drop_the_item_itself_even_when_a_duplicate_ties_with_it():
     x = np.array([unit(0), unit(0), unit(40), unit(90)], np.float32)
-    d40, d90, d50 = (2 - 2 * math.cos(math.radians(a)) for a in (40, 90, 50))
-    # each duplicate's nearest other is its twin (D 0), then 40 deg; the 40 deg item sits equally
-    # far from both duplicates (margin 0: the most ambiguous); the 90 deg one: 40 deg, then 0 deg
-    np.testing.assert_allclose(margin_scores(x), [0 - d40, 0 - d40, 0.0, d50 - d90], atol=1e-5)
+    # each duplicate's others: its twin (0), 40 and 90 deg; not itself twice
+    expected = [(d(40) + d(90)) / 3, (d(40) + d(90)) / 3, (2 * d(40) + d(50)) / 3, (2 * d(90) + d(50)) / 3]
+    np.testing.assert_allclose(neighbour_priority(x), expected, atol=1e-5)
 
 
-def test_which_score_the_labels_allow():
-    assert uncertainty_method(None) == MARGIN
-    assert uncertainty_method(np.array(["a", "a", "a"])) == MARGIN  # one identity: no other centre
-    assert uncertainty_method(np.array(["a", "", "b"])) == MARGIN  # an item without identity
-    assert uncertainty_method(np.array(["a", "b", "b"])) == CENTRES
+def test_which_priority_the_labels_allow():
+    assert uncertainty_method(None) == NEIGHBOURS
+    assert uncertainty_method(np.array(["a", "", "b", "b"])) == NEIGHBOURS  # an item without identity
+    assert uncertainty_method(np.array(["a", "b", "c"])) == NEIGHBOURS  # one item per identity: no centre to trust
+    assert uncertainty_method(np.array(["a", "a", "b", "c", "d"])) == NEIGHBOURS  # 2 of 5 paired
+    assert uncertainty_method(np.array(["a", "a", "b"])) == CENTRES  # 2 of 3 paired
+    assert uncertainty_method(np.array(["a", "a", "a"])) == CENTRES
 
 
 def test_uncertainty_order_is_deterministic_and_ties_keep_the_input_order():
-    x = np.array([unit(0), unit(90), unit(180), unit(270)], np.float32)  # every score equal
-    labels = np.array(["a", "b", "c", "d"])
-    np.testing.assert_array_equal(backfill_order("uncertainty", 4, x, labels), [0, 1, 2, 3])
+    x = np.array([unit(0), unit(90), unit(180), unit(270)], np.float32)  # every priority equal
+    np.testing.assert_array_equal(backfill_order("uncertainty", 4, x, None), [0, 1, 2, 3])
     rng = np.random.default_rng(0)
     y = rng.standard_normal((50, 8)).astype(np.float32)
     lab = rng.integers(0, 5, 50).astype(str)
