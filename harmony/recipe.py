@@ -60,7 +60,7 @@ class TrainSpec:
     warmup_steps: int = 0
     margin: float = 0.2
     mining: Literal["semihard", "hard", "all"] = "semihard"
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "32-true"
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "auto"] = "32-true"  # auto: training/precision.py
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     devices: Any = "auto"
     strategy: str = "auto"

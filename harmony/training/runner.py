@@ -74,6 +74,7 @@ def make_trainer(t: TrainSpec, epochs: int, stage_dir: Path | None = None, progr
     from lightning.pytorch.loggers import CSVLogger
 
     from harmony.training.callbacks import EpochCheckpoint, StepTicks
+    from harmony.training.precision import resolve_precision
 
     callbacks: list = []
     if stage_dir is not None:
@@ -86,7 +87,7 @@ def make_trainer(t: TrainSpec, epochs: int, stage_dir: Path | None = None, progr
         devices=t.devices,
         strategy=t.strategy,
         num_nodes=t.num_nodes,
-        precision=t.precision,
+        precision=resolve_precision(t.precision, t.accelerator),
         default_root_dir=str(stage_dir) if stage_dir is not None else None,
         logger=CSVLogger(str(stage_dir), name="logs") if stage_dir is not None else False,
         callbacks=callbacks,
