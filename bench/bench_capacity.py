@@ -187,31 +187,29 @@ def _h(x: float) -> str:
 def to_markdown(res: dict) -> str:
     p = res["plan"]
     m = res["machine"]
-    lines = [f"Measured on {m['cpus']} CPU cores ({m['cpu']}), {m['date']}; "
-             f"{'GPU: ' + m['gpu'] if m.get('gpu') else 'no GPU lent to this run: every rate below is a CPU process'}.",
-             "", f"**Migration of {p['gallery_faces']:,} faces** (re-embedding; the backfill's 2-process efficiency "
-             f"{_fmt_eff(p['efficiency']['backfill_2_processes'])} applied):", "",
-             "| network | device | precision | images/s (measured) | device-hours | wall h on 8 | wall h on 64 |",
-             "|---|---|---|---|---|---|---|"]
-    for r in p["migration"]:
-        lines.append(f"| {r['network']} | {r['device']} | {r['precision']} | {r['images_per_s']:,.0f} | "
-                     f"{_h(r['device_hours'])} | {_h(r['wall_hours_8'])} | {_h(r['wall_hours_64'])} |")
-    lines += ["", f"**Training on {p['train_identities']:,} identities**, {p['train_images_seen']:,} images seen "
-              f"(assumed workload; DDP 2-process efficiency {_fmt_eff(p['efficiency']['ddp_2_processes'])} applied):", "",
-              "| network | device | precision | images/s (measured) | device-hours | wall h on 8 | wall h on 64 |",
-              "|---|---|---|---|---|---|---|"]
-    for r in p["training"]:
-        lines.append(f"| {r['network']} | {r['device']} | {r['precision']} | {r['images_per_s']:,.0f} | "
-                     f"{_h(r['device_hours'])} | {_h(r['wall_hours_8'])} | {_h(r['wall_hours_64'])} |")
+    lines = [(f"Measured on {m['cpus']} CPU cores ({m['cpu']}), {m['date']}; "
+             f"{'GPU: ' + m['gpu'] if m.get('gpu') else 'no GPU lent to this run: every rate below is a CPU process'}."),
+             "", (f"**Migration of {p['gallery_faces']:,} faces** (re-embedding; the backfill's 2-process efficiency "
+             f"{_fmt_eff(p['efficiency']['backfill_2_processes'])} applied):"), "", *_hours_table(p["migration"]),
+             "", (f"**Training on {p['train_identities']:,} identities**, {p['train_images_seen']:,} images seen "
+             f"(assumed workload; DDP 2-process efficiency {_fmt_eff(p['efficiency']['ddp_2_processes'])} applied):"), "",
+             *_hours_table(p["training"])]
     gpus = list(GPU_MEMORY_GB)
-    lines += ["", f"**Index memory for {p['gallery_faces']:,} faces** (bytes per face measured by bench_search, ids "
-              "included; 128-D):", "",
+    lines += ["", (f"**Index memory for {p['gallery_faces']:,} faces** (bytes per face measured by bench_search, ids "
+              "included; 128-D):"), "",
               "| codec | bytes/face (measured) | GB | " + " | ".join(f"shards on {g}" for g in gpus) + " |",
               "|---|---|---|" + "---|" * len(gpus)]
     for r in p["index"]:
         lines.append(f"| {r['codec']} | {r['bytes_per_face']:.0f} | {r['gallery_gb']:,.1f} | "
                      + " | ".join(str(r[f'shards_{g}']) for g in gpus) + " |")
     return "\n".join(lines)
+
+
+def _hours_table(rows: list[dict]) -> list[str]:
+    head = ["| network | device | precision | images/s (measured) | device-hours | "
+            + " | ".join(f"wall h on {n}" for n in DEVICE_COUNTS) + " |", "|---|---|---|---|---|" + "---|" * len(DEVICE_COUNTS)]
+    return head + [f"| {r['network']} | {r['device']} | {r['precision']} | {r['images_per_s']:,.0f} | {_h(r['device_hours'])} | "
+                   + " | ".join(_h(r[f"wall_hours_{n}"]) for n in DEVICE_COUNTS) + " |" for r in rows]
 
 
 def _fmt_eff(e: float | None) -> str:
