@@ -197,7 +197,7 @@ def train_sample_size(n: int, nlist: int | None) -> int:
     return int(min(n, max(want, SQ_MIN_TRAIN)))
 
 
-_TRAINED: "weakref.WeakKeyDictionary[faiss.Index, tuple[int, int]]" = weakref.WeakKeyDictionary()
+_TRAINED: weakref.WeakKeyDictionary[faiss.Index, tuple[int, int]] = weakref.WeakKeyDictionary()
 
 
 def training_sample(index: faiss.Index) -> tuple[int, int] | None:

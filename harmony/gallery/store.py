@@ -269,7 +269,7 @@ class GalleryStore:
             if self.has_index(v):
                 self._search_index(v)
 
-    def pinned(self) -> "GalleryStore":
+    def pinned(self) -> GalleryStore:
         """A read-only copy frozen at this generation: refresh() never reloads, writes raise. A
         server builds one per generation and swaps the whole object, so a request that started on
         it finishes on it (its indexes warm in memory) while a swap commits underneath."""

@@ -102,7 +102,7 @@ def test_shard_index_rejects_bad_counts(data):
 
 
 def test_store_searches_over_shards_like_one_index(tmp_path, data):
-    x, ids, q = data
+    x, _, q = data
     names = [f"item{i}" for i in range(x.shape[0])]
     stores = []
     for shards in (1, 3):
