@@ -48,6 +48,23 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class BuiltPartial(PartialIndex):
+    """A backfill's committed vectors with their flat index built once per snapshot (the plain
+    PartialIndex builds it on every search; a server asks thousands of times per snapshot)."""
+
+    index: Any = None
+
+    @classmethod
+    def of(cls, p: PartialIndex) -> BuiltPartial:
+        index = fx.make_index(p.vectors.shape[1], "flat")
+        fx.add(index, p.ids, p.vectors)
+        return cls(p.target, p.ids, p.vectors, index)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return fx.search(self.index, queries, k)
+
+
+@dataclass(frozen=True)
 class Answer:
     """One query's result: ``mode`` direct | cross | mixed (as `gallery search` says it)."""
 
@@ -89,7 +106,7 @@ class Snapshot:
         with self._lock:
             if version not in self._cross:
                 self._cross[version] = (verdict_view(reg, version, self.active, self.record.far),
-                                        load_partial(self.store, version))
+                                        BuiltPartial.of(load_partial(self.store, version)))
             return self._cross[version]
 
     def search(self, reg: Registry, vectors: np.ndarray, k: int, version: str) -> list[Answer]:
@@ -169,22 +186,37 @@ class GalleryService:
         return snap
 
     def current(self) -> Snapshot:
-        """The snapshot to answer from; rebuilt first when the gallery changed (at most one
-        thread rebuilds, the others keep the current one)."""
+        """The snapshot to answer from. A changed generation or migration row is built first (the
+        request that noticed waits for it: a swap is followed at once); backfill progress alone
+        (the cursor moved) is built in the background while requests keep the current snapshot.
+        At most one thread builds; the others answer from the current snapshot meanwhile."""
         snap = self._snap
         now = time.monotonic()
         if now - self._checked < self.check_every_s or not self._lock.acquire(blocking=False):
             return snap
+        handed_over = False
         try:
             self._checked = now
             key = self._key(read_registry=now - self._registry_checked >= self.registry_every_s)
-            if key != snap.key:
+            if key[:2] != snap.key[:2]:
                 self._snap = self._build(key)
+            elif key != snap.key:
+                threading.Thread(target=self._build_in_background, args=(key,), daemon=True).start()
+                handed_over = True  # that thread releases the lock
         except (HarmonyError, OSError) as e:  # registry busy, a backfill folder just removed: keep serving
             log.warning("gallery %s: keeping generation %d for now (%s)", self.gallery, snap.store.generation, e)
         finally:
-            self._lock.release()
+            if not handed_over:
+                self._lock.release()
         return self._snap
+
+    def _build_in_background(self, key: tuple) -> None:
+        try:
+            self._snap = self._build(key)
+        except (HarmonyError, OSError) as e:
+            log.warning("gallery %s: backfill progress not loaded yet (%s)", self.gallery, e)
+        finally:
+            self._lock.release()
 
     # -- answering ----------------------------------------------------------------------------
 
