@@ -88,7 +88,8 @@ def run(quick: bool = True) -> dict:
               "omp_threads": faiss.omp_get_max_threads(), "cpu_count": os.cpu_count(), "gpu": fx.gpu_available(),
               "machine": f"{os.cpu_count()} CPU cores (shared), faiss {faiss.__version__}, no GPU"
               if not fx.gpu_available() else f"{os.cpu_count()} CPU cores, {faiss.get_num_gpus()} GPU(s)",
-              "sizes": [bench_codecs(n) for n in sizes]}
+              "load_avg_before": os.getloadavg()[0], "sizes": [bench_codecs(n) for n in sizes]}
+    result["load_avg_after"] = os.getloadavg()[0]  # other jobs on the shared cores: read the QPS with this
     result["rows"] = _rows(result)
     result["summary"] = _summary(result)
     atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")

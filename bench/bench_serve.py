@@ -175,6 +175,7 @@ def run(quick: bool = True) -> dict:
     faiss.omp_set_num_threads(1)
     from harmony.serve.app import create_app
 
+    load_before = os.getloadavg()[0]
     n = 20_000 if quick else 200_000
     n_clients, max_requests = 4, 20_000 if quick else 100_000
     idle_s, max_s = (5.0, 60.0) if quick else (10.0, 300.0)
@@ -229,6 +230,7 @@ def run(quick: bool = True) -> dict:
         "benchmark": "serve", "quick": quick, "n_items": n, "dim": DIM, "k": K, "clients": n_clients,
         "max_requests": max_requests, "max_s": max_s, "backfill_batch": batch_size,
         "machine": f"{os.cpu_count()} CPU cores shared by the server, the clients and the backfill; loopback only",
+        "load_avg_before": load_before, "load_avg_after": os.getloadavg()[0],
         "idle": idle_stats, "under_migration": under, "phases": phases,
         "failed_statuses": sorted({int(r[2]) for r in failures}), "snapshots_built": snapshots,
         "migration_events_s": [{"phase": e["phase"], "t_s": e["t"] - t} for e in events],

@@ -149,3 +149,25 @@ def test_gpu_shard_and_replicate_match_cpu(data, mode):
     Dg, Ig = fx.search(gpu, q, 10)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(Ig, I1)]) >= 0.99
     np.testing.assert_allclose(Dg, D1, atol=1e-3)
+
+
+def test_build_and_info_say_shards_and_training_sample(env):
+    import json
+
+    from typer.testing import CliRunner
+
+    from harmony.cli.gallery import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["build", "--name", "big", "--version", "v1", "--data", str(env.faces), "--codec", "ivf-sq8",
+                            "--shards", "3", "--gpu-mode", "replicate", "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "trained on a seeded sample of 48 of 48 vectors" in r.stdout and "over 3 CPU shards" in r.stdout
+    info = json.loads(runner.invoke(app, ["info", "--name", "big", "--json"]).stdout)["store"]
+    assert (info["shards"], info["gpu_mode"], info["trained_on"]) == (3, "replicate", {"v1": {"sample": 48, "pool": 48}})
+    table = " ".join(runner.invoke(app, ["info", "--name", "big"], terminal_width=200).stdout.split())
+    assert "v1: 48 of 48 vectors (seeded sample)" in table and "3 CPU shard(s); several GPUs: replicate" in table
+    flat = runner.invoke(app, ["build", "--name", "small", "--version", "v1", "--data", str(env.faces), "--quiet"])
+    assert flat.exit_code == 0 and "trained on" not in flat.stdout
+    bad = runner.invoke(app, ["build", "--name", "x", "--version", "v1", "--data", str(env.faces), "--shards", "0"])
+    assert bad.exit_code == 2 and "--shards" in bad.output
