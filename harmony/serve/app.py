@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from harmony.registry import Registry
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+FRAMING_BYTES = 64 * 1024  # multipart boundaries and form fields around the photo
 STATUS = {InvalidInput: 422, Incompatible: 409, NotFound: 404, Busy: 503, IntegrityError: 500}
 
 
@@ -69,20 +70,12 @@ def create_app(reg: Registry, gallery: str, *, max_upload_bytes: int = MAX_UPLOA
                               "during a compatible one, swaps and rollbacks) without a restart.")
     app.state.service = service
     app.state.max_upload_bytes = int(max_upload_bytes)
+    app.add_middleware(UploadLimit, path="/search/photo", limit=int(max_upload_bytes) + FRAMING_BYTES)
 
     @app.exception_handler(HarmonyError)
     def harmony_error(request: Request, e: HarmonyError) -> JSONResponse:
         status = 413 if isinstance(e, TooLarge) else next((s for t, s in STATUS.items() if isinstance(e, t)), 400)
         return _error(status, e)
-
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        """Refuse an announced oversize upload before reading it (the handler checks the bytes too)."""
-        size = request.headers.get("content-length")
-        if request.url.path == "/search/photo" and size and size.isdigit() and \
-                int(size) > app.state.max_upload_bytes + 64 * 1024:  # multipart framing
-            return _error(413, _too_large(int(size), app.state.max_upload_bytes))
-        return await call_next(request)
 
     @app.get("/health", summary="Gallery, serving version, migration state, items")
     def health() -> dict[str, Any]:
@@ -106,6 +99,43 @@ def create_app(reg: Registry, gallery: str, *, max_upload_bytes: int = MAX_UPLOA
         return _answer(service.search_photo(data, suffix, k, version))
 
     return app
+
+
+class UploadLimit:
+    """ASGI middleware: the body of a request to ``path`` is read into memory up to ``limit``
+    bytes before the app sees it; beyond that (announced by Content-Length, or counted while it
+    streams in) the answer is 413 and nothing is parsed or spooled to disk."""
+
+    def __init__(self, app: Any, path: str, limit: int):
+        self.app, self.path, self.limit = app, path, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            await self.app(scope, receive, send)
+            return
+        announced = dict(scope.get("headers") or []).get(b"content-length", b"")
+        size = int(announced) if announced.isdigit() else 0
+        chunks, more = [], True
+        while more and size <= self.limit:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunks.append(msg.get("body", b""))
+            more = msg.get("more_body", False)
+            size = max(size, sum(map(len, chunks)))
+        if size > self.limit:
+            await _error(413, _too_large(size, self.limit - FRAMING_BYTES))(scope, receive, send)
+            return
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _too_large(size: int | None, limit: int) -> TooLarge:

@@ -5,7 +5,8 @@ A :class:`Snapshot` is one immutable view of a gallery: a pinned store (one gene
 its committed backfill vectors. :class:`GalleryService` holds the current snapshot and, at most
 every ``check_every_s`` seconds, compares a cheap key (the store's generation, the backfill
 cursor file, and every ``registry_every_s`` the newest migration row) with the snapshot's; on a
-change it builds the next snapshot and swaps the reference (one assignment). A request takes the
+change it builds the next snapshot (before answering when the generation or migration changed,
+in the background when only the backfill progressed) and swaps the reference (one assignment). A request takes the
 reference once and finishes on it, so a swap or rollback committed by another process
 (`harmony migrate swap|rollback`) never fails a request in flight; the next request sees it.
 While one thread builds, the others keep answering from the current snapshot; a build that

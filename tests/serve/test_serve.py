@@ -84,6 +84,16 @@ def test_bad_input_gets_a_4xx_with_the_reason_and_the_service_stays_up(served):
     assert empty.status_code == 422 and "empty" in empty.json()["detail"]
     huge = client.post("/search/photo", files={"file": ("big.png", b"\0" * 300_000, "image/png")})
     assert huge.status_code == 413 and "exceeds the limit" in huge.json()["detail"] and huge.json()["hint"]
+    just_over = client.post("/search/photo", files={"file": ("big.png", b"\0" * 210_000, "image/png")})
+    assert just_over.status_code == 413  # within the framing allowance: the handler counts the photo's bytes
+
+    def streamed():  # no Content-Length: counted while it arrives
+        for _ in range(40):
+            yield b"\0" * 10_000
+
+    chunked = client.post("/search/photo", content=streamed(),
+                          headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert chunked.status_code == 413 and "exceeds the limit" in chunked.json()["detail"]
     wrong_dim = client.post("/search/vector", json={"vector": [1.0] + [0.0] * 7, "k": 3})
     assert wrong_dim.status_code == 422 and "dimension 8, expected 16" in wrong_dim.json()["detail"]
     not_unit = client.post("/search/vector", json={"vector": [2.0] + [0.0] * 15})
