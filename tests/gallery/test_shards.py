@@ -76,7 +76,7 @@ def test_every_codec_sharded_equals_unsharded(data, codec):
 
 def test_shards_merge_back_and_list_their_ids(data, tmp_path):
     x, ids, q = data
-    for codec in ("flat", "ivf"):
+    for codec in fx.CODECS:
         one = filled(codec, x, ids)
         np.testing.assert_array_equal(fx.stored_ids(one), ids)
         view = fx.shard_index(one, 3)
