@@ -17,6 +17,11 @@ app = typer.Typer(help="Galleries: FAISS indexes of face embeddings, registered 
                   "Example: harmony gallery build --name prod --version v1 --data faces/", no_args_is_help=True)
 
 
+class GpuMode(str, Enum):
+    shard = "shard"
+    replicate = "replicate"
+
+
 class Codec(str, Enum):
     flat = "flat"
     sq8 = "sq8"
@@ -43,6 +48,11 @@ def build(
     far: Annotated[float, typer.Option("--far", help="The gallery's operating FAR: migrations read "
                                        "compatibility verdicts at it.")] = 1e-3,
     nlist: Annotated[Optional[int], typer.Option("--nlist", min=1, help="IVF lists (default about 4 sqrt(n)).")] = None,
+    shards: Annotated[int, typer.Option("--shards", min=1, max=256, help="CPU searches run over this many index "
+                                        "shards in parallel threads (same results as one index).")] = 1,
+    gpu_mode: Annotated[GpuMode, typer.Option("--gpu-mode", help="With several GPUs: shard the vectors over all "
+                                              "of them (memory), or replicate to each (query throughput).")]
+    = GpuMode.shard,
     batch_size: BatchOpt = 256,
     device: DeviceOpt = None,
     registry: RegistryOpt = None,
@@ -53,8 +63,9 @@ def build(
 
     Item id = path relative to --data (<identity>/<file>), identity = sub-folder, source = the
     absolute path (so a migration can re-embed it). Stored under <registry>/galleries/<name>/.
+    IVF and sq8 codecs train on a seeded sample; the output says how large it was.
 
-    Example: harmony gallery build --name prod --version v1 --data faces/ --codec sq8 --far 1e-3
+    Example: harmony gallery build --name prod --version v1 --data faces/ --codec sq8 --far 1e-3 --shards 4
     """
     from harmony.cli.progress import rich_progress
     from harmony.gallery.catalog import build_gallery
@@ -62,7 +73,7 @@ def build(
     reg = open_registry(registry)
     with rich_progress(not (quiet or as_json)) as progress:
         r = build_gallery(reg, name, version, data, codec=codec.value, far=far, nlist=nlist, batch_size=batch_size,
-                          device=device, progress=progress)
+                          device=device, progress=progress, shards=shards, gpu_mode=gpu_mode.value)
     if as_json:
         echo_json(r)
         return
@@ -70,6 +81,11 @@ def build(
                   f"version {r.version}, codec {r.codec}, FAR {r.far:g} in {r.total_s:.1f} s "
                   f"(embedding {r.embed_s:.1f} s, {r.n_items / max(r.embed_s, 1e-9):,.0f} items/s; "
                   f"indexing {r.index_s:.1f} s)", highlight=False)
+    if r.train_sample:
+        console.print(f"codec {r.codec} trained on a seeded sample of {r.train_sample:,} of {r.n_items:,} vectors",
+                      highlight=False)
+    if r.shards > 1:
+        console.print(f"searches run over {r.shards} CPU shards (GPUs: {r.gpu_mode})", highlight=False)
     list_unreadable(r.unreadable)
 
 
@@ -207,6 +223,9 @@ def _info_rows(view: Any) -> list[tuple[str, str]]:
                  ("converted, not embedded", ", ".join(f"{v} via {k}" for k, v in i.converted_by_transform.items())
                   or "-"),
                  ("vectors per index", ", ".join(f"{k}: {v}" for k, v in i.vectors_by_version.items()) or "-"),
+                 ("codec trained on", ", ".join(f"{v}: {t['sample']:,} of {t['pool']:,} vectors (seeded sample)"
+                                                for v, t in (i.trained_on or {}).items()) or "-"),
+                 ("search placement", f"{i.shards} CPU shard(s); several GPUs: {i.gpu_mode}"),
                  ("backfills in progress", ", ".join(i.backfills) or "-"),
                  ("bytes on disk", f"{i.bytes_on_disk:,}")]
     rows.append(("newest migration", f"#{m.id} {m.source} -> {m.target}: {m.state}" if m else "-"))

@@ -11,6 +11,7 @@ from harmony.cli import migrate as migrate_cli
 from harmony.cli.demo import demo_command
 from harmony.cli.eval import eval_command
 from harmony.cli import registry as registry_cli
+from harmony.cli.serve import serve_command
 from harmony.cli import train as train_cli
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(gallery_cli.app, name="gallery")
 app.add_typer(migrate_cli.app, name="migrate")
 app.command("demo")(demo_command)
 # -- command groups added by later issues (one line each) --
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -124,11 +124,15 @@ class BuildResult:
     embed_s: float
     index_s: float
     total_s: float
+    shards: int = 1
+    gpu_mode: str = "shard"
+    train_sample: int | None = None  # vectors the codec was trained on (None: flat, nothing to train)
 
 
 def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, codec: str = "flat", far: float = 1e-3,
                   nlist: int | None = None, batch_size: int = 256, device: str | None = None,
-                  progress: ProgressFn | None = None, use_gpu: bool | None = None) -> BuildResult:
+                  progress: ProgressFn | None = None, use_gpu: bool | None = None, shards: int = 1,
+                  gpu_mode: str = "shard") -> BuildResult:
     """Embed every image of ``data`` (``ROOT/<identity>/<image>``) with ``version``, index it and
     register the gallery. The store is built in scratch space and moved into place under the
     catalog lock just before the registry row commits (see the module docstring): of two
@@ -144,6 +148,9 @@ def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, c
         raise InvalidInput(f"unknown codec {codec!r}", hint=f"use one of {', '.join(fx.CODECS)}")
     if not 0.0 < float(far) <= 1.0:
         raise InvalidInput(f"--far must be in (0, 1], got {far}", hint="e.g. --far 1e-3")
+    if not 1 <= int(shards) <= fx.MAX_SHARDS:
+        raise InvalidInput(f"--shards must be in 1..{fx.MAX_SHARDS}, got {shards}", hint="e.g. --shards 4")
+    fx.check_gpu_mode(gpu_mode)
     v = reg.get_version(version)
     reg.require_writable()  # a read-only or full registry fails here, not after embedding the folder
     scratch.sweep(reg.root)  # debris of killed builds goes before new work begins
@@ -160,8 +167,10 @@ def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, c
     final = reg.root / GALLERIES_DIR / name
     t1 = time.perf_counter()
     with scratch_dir(reg.root, f"gallery-{name}") as tmp:  # a loser or a failure touches only this
-        store = GalleryStore.create(tmp, v.dim, v.name, codec, nlist=nlist, use_gpu=use_gpu)
+        store = GalleryStore.create(tmp, v.dim, v.name, codec, nlist=nlist, use_gpu=use_gpu, shards=shards,
+                                    gpu_mode=gpu_mode)
         store.add_items([it.item_id for it in kept], [it.source for it in kept], [it.label for it in kept], vecs, v.name)
+        trained = store.info().trained_on.get(v.name, {}).get("sample")
         with catalog_lock(reg):
             if _registered(reg, name):  # another build won the name while we embedded
                 raise AlreadyExists(f"gallery '{name}' already exists (built meanwhile by another process)",
@@ -173,13 +182,14 @@ def build_gallery(reg: Registry, name: str, version: str, data: Path | str, *, c
             index_s = time.perf_counter() - t1
             try:
                 reg.add_gallery(name, version=v.name, path=f"{GALLERIES_DIR}/{name}", far=far, codec=codec,
-                                meta={"data": str(Path(data).absolute()), "nlist": nlist})
+                                meta={"data": str(Path(data).absolute()), "nlist": nlist, "shards": int(shards),
+                                      "gpu_mode": gpu_mode})
             except BaseException:
                 _discard_folder(reg, final)  # ours: renamed into place by us under the lock, no row
                 raise
     unreadable = tuple(it.source for it, good in zip(items, ok) if not good)
     return BuildResult(name, v.name, str(final), codec, float(far), len(kept), len({it.label for it in kept}),
-                       unreadable, embed_s, index_s, time.perf_counter() - t0)
+                       unreadable, embed_s, index_s, time.perf_counter() - t0, int(shards), gpu_mode, trained)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,21 @@ Codecs (bytes per 128-D vector in the codes, ids extra):
   ``sq8``     8-bit scalar quantiser, 128 B, the paper's 128 bytes per face (IndexIDMap2)
   ``ivf``     inverted file over flat codes, 512 B; needs training, nprobe trades speed for recall
   ``ivf-sq8`` inverted file over 8-bit codes, 128 B
+
+Trained codecs learn from a seeded sample (:func:`train_sample_size`); :func:`training_sample`
+tells its size, so the gallery can record and say how large it was.
+
+Placement: :func:`shard_index` splits a CPU index into shards searched in parallel threads
+(``faiss.IndexShards``; results equal the unsharded index's); :func:`to_gpu` shards over all
+GPUs (``mode="shard"``, memory per GPU shrinks) or replicates to each (``"replicate"``, query
+throughput grows). Both are search-only views: the store keeps and saves the CPU index.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import weakref
 from pathlib import Path
 
 import faiss
@@ -40,6 +49,13 @@ MAX_NLIST = 65536
 SQ_MIN_TRAIN = 1000  # fewer training vectors: 8-bit ranges fixed to the unit cube (see train_if_needed)
 SQ_RANGE_MARGIN = 0.1  # widen trained 8-bit ranges by 10% so later vectors are rarely clipped
 GPU_MAX_K = 2048  # the largest k GPU FAISS searches accept
+GPU_MODES = ("shard", "replicate")
+MAX_SHARDS = 256
+TRAIN_PER_LIST = 64  # k-means points per inverted list (FAISS warns below 39)
+TRAIN_MIN_PER_LIST = 39
+TRAIN_CAP = 262_144  # at most this many training points (128 MB of 128-D float32), unless nlist needs 39 a list
+SQ_TRAIN_SAMPLE = 65_536  # 8-bit ranges of a flat sq8 index: min/max over this many vectors
+TRAIN_SEED = 0
 
 
 # -- input checks: the one place where arrays are converted -----------------------------------
@@ -133,8 +149,10 @@ def make_index(dim: int, codec: str = "flat", *, nlist: int | None = None,
 
 
 def codec_of(index: faiss.Index) -> str:
-    """Name the codec of an index built by :func:`make_index` (after a load, too)."""
-    index = to_cpu(index)
+    """Name the codec of an index built by :func:`make_index` (after a load, too; of a shard view,
+    its shards' codec)."""
+    subs = shards_of(index)
+    index = to_cpu(subs[0] if subs else index)
     if isinstance(index, faiss.IndexIVFScalarQuantizer):
         return "ivf-sq8"
     if isinstance(index, faiss.IndexIVFFlat):
@@ -148,6 +166,9 @@ def codec_of(index: faiss.Index) -> str:
 
 
 def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
+    subs = shards_of(index)
+    if subs:  # a shard view: every shard is a copy of one trained codec
+        return _ivf(subs[0])
     try:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
@@ -159,34 +180,65 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> None:
     if is_gpu(index):
         faiss.GpuParameterSpace().set_index_parameter(index, "nprobe", int(nprobe))
         return
-    ivf = _ivf(index)
-    if ivf is not None:
-        ivf.nprobe = int(min(max(1, nprobe), ivf.nlist))
+    for sub in shards_of(index) or [index]:
+        ivf = _ivf(sub)
+        if ivf is not None:
+            ivf.nprobe = int(min(max(1, nprobe), ivf.nlist))
 
 
 # -- training, adding, removing ---------------------------------------------------------------
 
-def train_if_needed(index: faiss.Index, vecs: np.ndarray) -> None:
-    """Train an untrained index (IVF centroids, SQ8 ranges) on ``vecs``; trained indexes are left as is."""
+def train_sample_size(n: int, nlist: int | None) -> int:
+    """How many of ``n`` vectors train a codec: IVF (``nlist`` lists) 64 a list, capped at
+    TRAIN_CAP but never under FAISS's 39 a list; flat sq8 (``nlist=None``) SQ_TRAIN_SAMPLE."""
+    if nlist is None:
+        return int(min(n, SQ_TRAIN_SAMPLE))
+    want = max(TRAIN_MIN_PER_LIST * nlist, min(TRAIN_PER_LIST * nlist, TRAIN_CAP))
+    return int(min(n, max(want, SQ_MIN_TRAIN)))
+
+
+_TRAINED: weakref.WeakKeyDictionary[faiss.Index, tuple[int, int]] = weakref.WeakKeyDictionary()
+
+
+def training_sample(index: faiss.Index) -> tuple[int, int] | None:
+    """``(sample, pool)`` when :func:`train_if_needed` trained this index object in this process
+    (a clone or a loaded copy does not know; faiss indexes carry no such field)."""
+    return _TRAINED.get(index)
+
+
+def train_if_needed(index: faiss.Index, vecs: np.ndarray) -> int:
+    """Train an untrained index (IVF centroids, SQ8 ranges) on a seeded sample of ``vecs`` (size:
+    :func:`train_sample_size`); return the sample size (0: already trained, nothing done). The
+    size and the pool it was drawn from are kept for :func:`training_sample` (the store records
+    them in the gallery's meta when it commits this index)."""
     if index.is_trained:
-        return
+        return 0
     x = as_vectors(vecs, index.d, "training vectors")
     ivf = _ivf(index)
     need = ivf.nlist if ivf is not None else 1
     if x.shape[0] < need:
         raise InvalidInput(f"{x.shape[0]} training vectors for {need} inverted lists",
                            hint="add more items at once, or choose a smaller nlist")
+    m = train_sample_size(x.shape[0], ivf.nlist if ivf is not None else None)
+    if m < x.shape[0]:
+        rows = np.sort(np.random.default_rng(TRAIN_SEED).choice(x.shape[0], size=m, replace=False))
+        sample = x[rows]
+    else:
+        sample = x
     sq = _scalar_quantizer(index)
     if sq is not None:
         sq.rangestat_arg = SQ_RANGE_MARGIN
-    index.train(x)
-    if sq is not None and x.shape[0] < SQ_MIN_TRAIN:
+    index.train(sample)
+    if sq is not None and m < SQ_MIN_TRAIN:
         # Ranges from a handful of vectors would clip later ones; unit vectors (and IVF residuals of
         # unit vectors) have every component in [-1, 1] ([-2, 2]), so quantise over that instead.
         lo = 2.0 if ivf is not None else 1.0
         ranges = np.concatenate([np.full(index.d, -lo, np.float32), np.full(index.d, 2 * lo, np.float32)])
         sq.trained.resize(0)
         faiss.copy_array_to_vector(ranges, sq.trained)
+    _TRAINED[index] = (int(m), int(x.shape[0]))
+    log.info("trained %s on %d of %d vectors (seeded sample)", type(index).__name__, m, x.shape[0])
+    return int(m)
 
 
 def _scalar_quantizer(index: faiss.Index) -> "faiss.ScalarQuantizer | None":
@@ -194,14 +246,16 @@ def _scalar_quantizer(index: faiss.Index) -> "faiss.ScalarQuantizer | None":
     return inner.sq if isinstance(inner, (faiss.IndexScalarQuantizer, faiss.IndexIVFScalarQuantizer)) else None
 
 
-def add(index: faiss.Index, ids: np.ndarray, vecs: np.ndarray) -> None:
-    """Add new vectors under ``ids`` (trains first if needed). To replace an id, :func:`remove` it first."""
+def add(index: faiss.Index, ids: np.ndarray, vecs: np.ndarray) -> int:
+    """Add new vectors under ``ids`` (trains first if needed; returns the training sample size, 0
+    when none). To replace an id, :func:`remove` it first."""
     x = as_vectors(vecs, index.d)
     i = as_ids(ids, x.shape[0])
     if x.shape[0] == 0:
-        return
-    train_if_needed(index, x)
+        return 0
+    trained = train_if_needed(index, x)
     index.add_with_ids(x, i)
+    return trained
 
 
 def remove(index: faiss.Index, ids: np.ndarray) -> int:
@@ -252,9 +306,29 @@ def search(index: faiss.Index, queries: np.ndarray, k: int, *, nprobe: int | Non
         if nprobe is not None:
             set_nprobe(index, nprobe)
         S, I = _search_excluding_by_growth(index, q, k, exclude)
+    elif exclude is not None and shards_of(index):
+        S, I = _search_shards_excluding(index, q, k, nprobe, exclude)
     else:
         S, I = index.search(q, k, params=_params(index, nprobe, exclude))
     return ip_to_sqdist(S, I), I
+
+
+def _search_shards_excluding(view: faiss.Index, q: np.ndarray, k: int, nprobe: int | None,
+                             exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A CPU shard view searched with an ID selector: each shard gets its own parameters (an
+    IndexIDMap points the selector it is given at its own id map while it searches, so one
+    parameter object shared by IndexShards' threads would race), one thread a shard, then the
+    per-shard top-k merged by inner product (ties by shard order, as IndexShards merges)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    subs = shards_of(view)
+    with ThreadPoolExecutor(len(subs)) as pool:  # faiss releases the GIL while it searches
+        parts = list(pool.map(lambda sub: sub.search(q, k, params=_params(sub, nprobe, exclude)), subs))
+    S = np.hstack([p[0] for p in parts])
+    I = np.hstack([p[1] for p in parts])
+    S = np.where(I >= 0, S, -np.inf)
+    order = np.argsort(-S, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(S, order, 1), np.take_along_axis(I, order, 1)
 
 
 def ip_to_sqdist(S: np.ndarray, I: np.ndarray) -> np.ndarray:
@@ -329,7 +403,55 @@ def load_index(path: Path | str) -> faiss.Index:
                              hint="restore the gallery folder from a backup or rebuild it") from None
 
 
-# -- GPU placement ----------------------------------------------------------------------------
+# -- placement: shards, replicas, GPUs --------------------------------------------------------
+
+def shards_of(index: faiss.Index) -> list[faiss.Index]:
+    """The sub-indexes of an IndexShards / IndexReplicas view (``[]`` for any other index)."""
+    if not isinstance(index, (faiss.IndexShards, faiss.IndexReplicas)):
+        return []
+    return [faiss.downcast_index(index.at(i)) for i in range(index.count())]
+
+
+def stored_ids(index: faiss.Index) -> np.ndarray:
+    """The int64 ids an index holds, sorted (IDMap: its id map; IVF: the ids of every list)."""
+    if isinstance(index, faiss.IndexIDMap):
+        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+    ivf = _ivf(index)
+    if ivf is None:
+        raise InvalidInput(f"cannot list the ids of a {type(index).__name__}", hint="use an index made by make_index")
+    inv = ivf.invlists
+    parts = [faiss.rev_swig_ptr(inv.get_ids(lst), inv.list_size(lst)).copy()
+             for lst in range(ivf.nlist) if inv.list_size(lst)]
+    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.empty(0, np.int64)
+
+
+def shard_index(index: faiss.Index, n_shards: int) -> faiss.Index:
+    """A search-only view of a CPU ``index`` split into ``n_shards`` (``faiss.IndexShards``, one
+    thread a shard): shard ``s`` holds every ``n_shards``-th stored id, so shards are balanced
+    within one vector. Each shard is a copy of the same trained codec (same IVF centroids and SQ
+    ranges, same nprobe), so the merged top-k equals the unsharded index's (ties aside).
+    ``n_shards=1`` returns ``index`` itself. Costs one extra copy of the vectors in memory."""
+    n_shards = int(n_shards)
+    if not 1 <= n_shards <= MAX_SHARDS:
+        raise InvalidInput(f"shards must be in 1..{MAX_SHARDS}, got {n_shards}", hint="e.g. --shards 4")
+    if n_shards == 1:
+        return index
+    if is_gpu(index) or shards_of(index):
+        raise InvalidInput("shard_index takes a CPU index that is not sharded yet", hint="pass the stored CPU index")
+    ids = stored_ids(index)
+    view = faiss.IndexShards(index.d, True, False)  # threaded; ids kept as stored (no successive shift)
+    view.metric_type = index.metric_type
+    subs = []
+    for s in range(n_shards):
+        sub = faiss.clone_index(index)
+        drop = np.delete(ids, np.arange(s, ids.size, n_shards))
+        if drop.size:
+            sub.remove_ids(faiss.IDSelectorBatch(drop))
+        subs.append(sub)
+        view.add_shard(sub)
+    view.referenced_objects = subs  # the view does not own its shards
+    return view
+
 
 def gpu_available() -> bool:
     """True when this faiss build sees at least one CUDA GPU (never with faiss-cpu)."""
@@ -340,13 +462,28 @@ def gpu_available() -> bool:
 
 
 def is_gpu(index: faiss.Index) -> bool:
-    name = type(index).__name__
-    return name.startswith("Gpu") or name in ("IndexShards", "IndexReplicas")
+    """A GPU index, an id map over one, or a shard/replica view over GPU indexes (a CPU shard view
+    is not)."""
+    subs = shards_of(index)
+    if subs:
+        return is_gpu(subs[0])
+    if isinstance(index, faiss.IndexIDMap):
+        return is_gpu(faiss.downcast_index(index.index))
+    return type(index).__name__.startswith("Gpu")
 
 
-def to_gpu(index: faiss.Index) -> faiss.Index:
-    """A GPU copy of ``index`` (sharded over all GPUs when there are several); the CPU index itself
-    when no GPU is present or this index type has no GPU implementation (logged)."""
+def check_gpu_mode(mode: str) -> str:
+    if mode not in GPU_MODES:
+        raise InvalidInput(f"unknown GPU mode {mode!r}", hint=f"use one of {', '.join(GPU_MODES)}")
+    return mode
+
+
+def to_gpu(index: faiss.Index, mode: str = "shard") -> faiss.Index:
+    """A GPU copy of ``index``: on one GPU a plain copy; over several, ``mode="shard"`` splits the
+    vectors over all GPUs (each holds 1/ngpu) and ``"replicate"`` puts a full copy on each (queries
+    spread over them). The CPU index itself when no GPU is present or this index type has no GPU
+    implementation (logged)."""
+    check_gpu_mode(mode)
     if not gpu_available() or is_gpu(index):
         return index
     ngpu = faiss.get_num_gpus()
@@ -354,7 +491,7 @@ def to_gpu(index: faiss.Index) -> faiss.Index:
         if ngpu == 1:
             return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
         co = faiss.GpuMultipleClonerOptions()
-        co.shard = True
+        co.shard = mode == "shard"
         return faiss.index_cpu_to_all_gpus(index, co=co, ngpu=ngpu)
     except RuntimeError as e:
         log.warning("keeping %s on the CPU: %s", type(index).__name__, str(e).splitlines()[0])
@@ -362,4 +499,16 @@ def to_gpu(index: faiss.Index) -> faiss.Index:
 
 
 def to_cpu(index: faiss.Index) -> faiss.Index:
-    return faiss.index_gpu_to_cpu(index) if is_gpu(index) else index
+    """A CPU index: GPU indexes and GPU views copied back (shards merged), a CPU shard view merged
+    into one index (a copy), any other index itself."""
+    if is_gpu(index):
+        return faiss.index_gpu_to_cpu(index)
+    subs = shards_of(index)
+    if not subs:
+        return index
+    if isinstance(index, faiss.IndexReplicas):
+        return subs[0]
+    merged = faiss.clone_index(subs[0])
+    for sub in subs[1:]:
+        merged.merge_from(faiss.clone_index(sub), 0)
+    return merged

@@ -85,6 +85,9 @@ class GalleryInfo:
     vectors_by_version: dict[str, int]  # vectors held by each version's index
     backfills: tuple[str, ...]  # target versions with a backfill in progress
     bytes_on_disk: int
+    shards: int = 1  # CPU search shards (index.shard_index); 1 = one index
+    gpu_mode: str = "shard"  # over several GPUs: shard | replicate (index.to_gpu)
+    trained_on: dict[str, dict[str, int]] | None = None  # version -> {"sample", "pool"} of its codec training
 
 
 class GalleryStore:
@@ -97,7 +100,7 @@ class GalleryStore:
         self._meta = meta
         self._table = table
         self._cpu: dict[str, object] = {}  # index file name -> CPU faiss index
-        self._gpu: dict[str, object] = {}
+        self._gpu: dict[str, object] = {}  # index file name -> search view (GPU copy or CPU shards)
         self.use_gpu = fx.gpu_available() if use_gpu is None else use_gpu
         self.lock_timeout = lock_timeout
         self._lock_depth = 0
@@ -106,21 +109,26 @@ class GalleryStore:
 
     @classmethod
     def create(cls, path: Path | str, dim: int, version: str, codec: str = "flat", *,
-               nlist: int | None = None, nprobe: int | None = None, use_gpu: bool | None = None
-               ) -> "GalleryStore":
-        """Make an empty gallery whose active version is ``version``."""
+               nlist: int | None = None, nprobe: int | None = None, use_gpu: bool | None = None,
+               shards: int = 1, gpu_mode: str = "shard") -> "GalleryStore":
+        """Make an empty gallery whose active version is ``version``. ``shards``: CPU searches run
+        over that many index shards in parallel; ``gpu_mode``: shard or replicate over several GPUs
+        (placement only: the stored index is one file either way)."""
         path = Path(path)
         check_version_name(version)
         if codec not in fx.CODECS:
             raise InvalidInput(f"unknown codec {codec!r}", hint=f"use one of {', '.join(fx.CODECS)}")
         if dim <= 0:
             raise InvalidInput(f"dimension must be positive, got {dim}")
+        if not 1 <= int(shards) <= fx.MAX_SHARDS:
+            raise InvalidInput(f"shards must be in 1..{fx.MAX_SHARDS}, got {shards}", hint="e.g. --shards 4")
+        fx.check_gpu_mode(gpu_mode)
         if (path / META).exists():
             raise AlreadyExists(f"a gallery already exists at {path}", hint="open it, or choose another folder")
         path.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "dim": int(dim), "codec": codec, "nlist": nlist, "nprobe": nprobe,
                 "active": version, "previous": None, "generation": 0, "items": None, "indexes": {},
-                "next_id": 0, "next_seq": 0, "created": _now()}
+                "next_id": 0, "next_seq": 0, "created": _now(), "shards": int(shards), "gpu_mode": gpu_mode}
         store = cls(path, meta, ItemTable.empty(), use_gpu)
         with store.write_lock():
             if (path / META).exists():
@@ -150,6 +158,14 @@ class GalleryStore:
     @property
     def nlist(self) -> int | None:
         return self._meta["nlist"]
+
+    @property
+    def shards(self) -> int:
+        return int(self._meta.get("shards") or 1)  # galleries of an older harmony: one index
+
+    @property
+    def gpu_mode(self) -> str:
+        return self._meta.get("gpu_mode") or "shard"
 
     @property
     def active_version(self) -> str:
@@ -233,13 +249,35 @@ class GalleryStore:
                     raise
 
     def _search_index(self, version: str) -> object:
+        """What searches run on: the GPU copy (sharded or replicated over several GPUs), else the
+        CPU index split into ``shards``, else the CPU index itself; built once per index file."""
         cpu = self.index(version)
-        if not self.use_gpu:
+        if not self.use_gpu and self.shards == 1:
             return cpu
         name = self._meta["indexes"][version]
-        if name not in self._gpu:
-            self._gpu[name] = fx.to_gpu(cpu)
-        return self._gpu[name]
+        view = self._gpu.get(name)
+        if view is None:
+            view = fx.to_gpu(cpu, self.gpu_mode) if self.use_gpu else cpu
+            if not fx.is_gpu(view) and self.shards > 1:
+                view = fx.shard_index(cpu, self.shards)
+            self._gpu[name] = view
+        return view
+
+    def warm(self, versions: Sequence[str] | None = None) -> None:
+        """Load (and place) the search indexes of ``versions`` (default: all) now, not at the first query."""
+        for v in versions if versions is not None else self.versions():
+            if self.has_index(v):
+                self._search_index(v)
+
+    def pinned(self) -> GalleryStore:
+        """A read-only copy frozen at this generation: refresh() never reloads, writes raise. A
+        server builds one per generation and swaps the whole object, so a request that started on
+        it finishes on it (its indexes warm in memory) while a swap commits underneath."""
+        self.refresh()
+        view = PinnedStore(self.path, self._meta, self._table, self.use_gpu)
+        view._cpu = dict(self._cpu)
+        view._gpu = dict(self._gpu)
+        return view
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -372,11 +410,16 @@ class GalleryStore:
                 data = table.to_bytes()
                 atomic_write_bytes(written[-1], data)
                 files[meta["items"]] = checksums.record(written[-1], data)
+            meta["trained_on"] = dict(meta.get("trained_on") or {})
             for version, idx in (indexes or {}).items():
                 if idx is None:
                     meta["indexes"].pop(version, None)
                     meta["sizes"].pop(version, None)
+                    meta["trained_on"].pop(version, None)
                     continue
+                trained = fx.training_sample(idx)  # trained in this process (index.train_if_needed)
+                if trained is not None:
+                    meta["trained_on"][version] = {"sample": trained[0], "pool": trained[1]}
                 name = f"index-{check_version_name(version)}.{gen}.faiss"
                 written.append(self.path / name)
                 fx.save_index(idx, written[-1])
@@ -471,7 +514,21 @@ class GalleryStore:
             n_items=len(self._table), items_by_version=self._table.count_by_version(),
             converted_by_transform=self._table.count_converted(),
             vectors_by_version={v: int(m["sizes"][v]) for v in sorted(m["indexes"])},
-            backfills=backfills, bytes_on_disk=size)
+            backfills=backfills, bytes_on_disk=size, shards=self.shards, gpu_mode=self.gpu_mode,
+            trained_on={v: dict(t) for v, t in (m.get("trained_on") or {}).items()})
+
+
+class PinnedStore(GalleryStore):
+    """:meth:`GalleryStore.pinned`: one generation, read-only."""
+
+    def refresh(self) -> bool:
+        return False
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        raise InvalidInput(f"a pinned view of gallery {self.path.name} is read-only",
+                           hint="write through GalleryStore.open")
+        yield  # pragma: no cover
 
 
 def _now() -> str:

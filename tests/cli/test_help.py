@@ -18,7 +18,7 @@ def test_every_help_page_has_an_example():
     runner = CliRunner()
     paths = list(_paths(get_command(app)))
     groups = {p[0] for p in paths if p}
-    assert groups >= {"train", "data", "registry", "eval", "gallery", "migrate", "demo"}
+    assert groups >= {"train", "data", "registry", "eval", "gallery", "migrate", "demo", "serve"}
     missing = []
     for p in paths:
         r = runner.invoke(app, [*p, "--help"], terminal_width=200)

@@ -1,0 +1,1 @@
+"""`harmony serve`: an HTTP search service over one gallery that follows its migrations live."""

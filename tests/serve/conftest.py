@@ -1,0 +1,1 @@
+from tests.gallery.helpers import env, shared_versions  # noqa: F401  (fixtures)
