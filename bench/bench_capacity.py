@@ -115,7 +115,14 @@ def _read(name: str) -> dict | None:
 
 
 def _codec_bytes() -> list[dict]:
-    """Bytes per face of each codec at the largest size bench_search measured (RAM, ids included)."""
+    """Bytes per face (RAM, ids included), add and search throughput of each codec: bench_codecs'
+    unsharded rows, else bench_search's largest size."""
+    res = _read("codecs")
+    if res:
+        return [{"codec": r["codec"], "bytes_per_face": r["bytes_per_face_ram"], "measured_at_n": r["n"],
+                 "add_per_s": r.get("add_per_s"), "qps_batch": r.get("qps_batch"), "recall_at_10": r.get("recall_at_10"),
+                 "source": "measured (bench/results/codecs.json)"} for r in res.get("rows", [])
+                if r.get("shards") == 1 and r.get("bytes_per_face_ram")]
     res = _read("search")
     if not res:
         return []
@@ -169,7 +176,8 @@ def plan(networks: list[dict], codecs: list[dict], ddp: dict | None, backfill: d
             out["training"].append(row)
     for c in codecs:
         gb = GALLERY_FACES * c["bytes_per_face"] / 1e9
-        row = {"codec": c["codec"], "bytes_per_face": c["bytes_per_face"], "gallery_gb": gb}
+        row = {"codec": c["codec"], "bytes_per_face": c["bytes_per_face"], "gallery_gb": gb,
+               "add_per_s": c.get("add_per_s"), "qps_batch": c.get("qps_batch"), "recall_at_10": c.get("recall_at_10")}
         for gpu, mem in GPU_MEMORY_GB.items():
             row[f"shards_{gpu}"] = max(1, math.ceil(gb / mem))
         out["index"].append(row)
@@ -195,12 +203,14 @@ def to_markdown(res: dict) -> str:
              f"(assumed workload; DDP 2-process efficiency {_fmt_eff(p['efficiency']['ddp_2_processes'])} applied):"), "",
              *_hours_table(p["training"])]
     gpus = list(GPU_MEMORY_GB)
-    lines += ["", (f"**Index memory for {p['gallery_faces']:,} faces** (bytes per face measured by bench_search, ids "
-              "included; 128-D):"), "",
-              "| codec | bytes/face (measured) | GB | " + " | ".join(f"shards on {g}" for g in gpus) + " |",
-              "|---|---|---|" + "---|" * len(gpus)]
+    lines += ["", (f"**Index for {p['gallery_faces']:,} faces** (bytes per face, add and batch-search rates measured at "
+              "100k x 128-D on this machine's CPU by bench_codecs, ids included):"), "",
+              "| codec | bytes/face (measured) | GB | adds/s (measured) | QPS batched (measured) | recall@10 | "
+              + " | ".join(f"shards on {g}" for g in gpus) + " |", "|---|---|---|---|---|---|" + "---|" * len(gpus)]
     for r in p["index"]:
-        lines.append(f"| {r['codec']} | {r['bytes_per_face']:.0f} | {r['gallery_gb']:,.1f} | "
+        num = lambda v, f=",.0f": "" if v is None else format(v, f)
+        lines.append(f"| {r['codec']} | {r['bytes_per_face']:.0f} | {r['gallery_gb']:,.1f} | {num(r['add_per_s'])} | "
+                     f"{num(r['qps_batch'])} | {num(r['recall_at_10'], '.3f')} | "
                      + " | ".join(str(r[f'shards_{g}']) for g in gpus) + " |")
     return "\n".join(lines)
 
