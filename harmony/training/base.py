@@ -13,7 +13,7 @@ from harmony.models.encode import encode_array, raw_pixels
 from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
 from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
-                                          ranks_fail_as_one, take_handoff)
+                                          ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule
 from harmony.training.runner import (TrainResult, held_out_metrics, make_trainer, refuse_existing, register, seed_all,
                                      spec_from_recipe)
@@ -84,7 +84,8 @@ def train_base(reg: Registry, recipe: Recipe, name: str, resume: bool | None = N
         train_s = time.time() - t0
         metrics, baseline, key = evaluate_held_out(model, recipe)
         metrics = metrics | {"train_seconds": round(train_s, 1)}
-        register(reg, name, model, "base", recipe, metrics, meta={"run_dir": str(run.path), "eval_set": key},
+        register(reg, name, model, "base", recipe, metrics, meta={"run_dir": str(run.path), "eval_set": key,
+                                                                    "processes": trained_by(history)},
                  evaluations=[(key, metrics | {f"raw_pixels_{k}": v for k, v in baseline.items()})])
     finish_run(run)
     return TrainResult(name, metrics, baseline, history, time.time() - t0, str(run.path), key, run.resumed)

@@ -19,11 +19,13 @@ SyncBatchNorm refuses CPU tensors.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -180,10 +182,16 @@ def ranks_fail_as_one(t: TrainSpec, run_dir: Path) -> Iterator[None]:
     except RuntimeError as err:
         if not distributed_recipe(t):
             raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise HarmonyError(f"training across processes failed ({first[:200]}); nothing was registered",
+        text = re.sub(r"\[[^\]]*\]\s*", "", str(err)).strip()  # gloo prefixes its source location
+        first = text.splitlines()[0][:160] if text else type(err).__name__
+        raise HarmonyError(f"training across processes failed ({first}); nothing was registered",
                            hint=f"re-run the command with --resume: it continues from the last epoch checkpoint in "
                                 f"{run_dir}") from err
+
+
+def trained_by(history: list[dict]) -> int:
+    """How many processes trained a run (recorded in the version's meta), from its epoch history."""
+    return max((int(h.get("processes", 1)) for h in history), default=1)
 
 
 def maybe_die(rank: int, step: int) -> None:
@@ -193,25 +201,43 @@ def maybe_die(rank: int, step: int) -> None:
         os._exit(3)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks with autograd: the gradient of a sum is the sum of every rank's gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.clone()
+        dist.all_reduce(out)
+        return out
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(x)
+
+
 class _GlobalBatchNormMixin:
     """BatchNorm over the batch of all ranks: sums and squared deviations are all-reduced with
-    autograd (``torch.distributed.nn``), so forward and backward equal one process holding the
-    whole batch. Eval mode and a single process fall back to the plain layer."""
+    autograd (``all_reduce_sum``), so forward and backward equal one process holding the whole
+    batch. Eval mode and a single process fall back to the plain layer."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and world_size() > 1):
             return super().forward(x)  # type: ignore[misc]
-        from torch.distributed.nn.functional import all_reduce
-
         self._check_input_dim(x)  # type: ignore[attr-defined]
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
         xf = x.float()
         n_local = torch.tensor([xf.numel() / xf.shape[1]], dtype=xf.dtype, device=xf.device)
-        total = all_reduce(torch.cat([xf.sum(dims), n_local]))
+        total = all_reduce_sum(torch.cat([xf.sum(dims), n_local]))
         n = total[-1].detach()
         mean = total[:-1] / n
-        var = all_reduce(((xf - mean.view(shape)) ** 2).sum(dims)) / n  # biased, as BatchNorm normalises
+        var = all_reduce_sum(((xf - mean.view(shape)) ** 2).sum(dims)) / n  # biased, as BatchNorm normalises
         if self.track_running_stats:  # type: ignore[attr-defined]
             with torch.no_grad():
                 self.num_batches_tracked += 1  # type: ignore[attr-defined]

@@ -33,7 +33,7 @@ from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
 from harmony.registry.store import CompatRecord
 from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
-                                          ranks_fail_as_one, take_handoff)
+                                          ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule, Objective
 from harmony.training.runner import TrainResult, make_trainer, refuse_existing, register, seed_all, spec_from_recipe
 from harmony.training.runs import Run, finish_run, marked_on_failure, open_run, run_path
@@ -301,7 +301,8 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
         metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
         rows = [CompatRecord(old_v.name, key, r.far, r.cells(), r.compatible) for r in rep.rows]
         register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
-                 meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key},
+                 meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key,
+                       "processes": trained_by(history)},
                  evaluations=[(key, rep.as_dict() | {"identification": held.identification.as_dict(),
                                                      "flips": held.flips.as_dict()}, old_v.name)],
                  compatibility=rows if not require_compatible or all(verdict.values()) else ())

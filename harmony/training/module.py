@@ -122,6 +122,7 @@ class EmbeddingModule(L.LightningModule):
         r = val_at_far(emb, self.val_labels, far=self.val_far)
         self.log("val/val_at_far", r.val, prog_bar=True)
         self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val": r.val,
+                             "processes": self.trainer.world_size,
                              "loss": float(self.trainer.callback_metrics.get("train/loss_epoch", float("nan")))})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -4,10 +4,11 @@ global batch.
 - one optimisation step, function level (the P x K sampler's per-rank chunks, ``global_batch``,
   global BatchNorm, DDP's gradient averaging): same loss and updated weights as one process, for
   the triplet and the harmonic objective;
-- ``harmony train base`` with the recipe ``recipes/base-tiny-ddp.yaml`` (shrunk): two processes
-  started by Lightning register exactly one version, with the weights one process trains; a
-  second run of the name is refused; a rank that dies mid-run fails the run with the registry
-  untouched, and ``--resume`` completes it with the uninterrupted weights;
+- ``harmony train base`` with the recipe ``recipes/base-tiny-ddp.yaml`` (shrunk), two processes
+  started by Lightning: a rank that dies mid-run fails the run with the registry untouched,
+  ``--resume`` completes it and registers exactly one version with the weights one process
+  trains, and a second run of the name is refused; the same under torchrun (rank 1 waits for
+  rank 0's hand-off; a refused name stops both);
 - ranks other than 0 never open the registry; devices the machine lacks are refused by key.
 """
 
@@ -147,9 +148,9 @@ def _ddp_recipe(tmp_path: Path, devices: int = 2) -> Path:
     return path
 
 
-def _harmony(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def _harmony(tmp_path: Path, *args: str, env: dict | None = None, launcher: tuple = ()) -> subprocess.CompletedProcess:
     e = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harmony", *args, "--quiet"], cwd=tmp_path, env=e,
+    return subprocess.run([sys.executable, *launcher, "-m", "harmony", *args, "--quiet"], cwd=tmp_path, env=e,
                           capture_output=True, text=True, timeout=240, check=False)
 
 
@@ -177,14 +178,27 @@ two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the DDP
 
 
 @two_cores
-def test_cli_ddp_run_registers_one_version_then_refuses_the_name(tmp_path, single_process_weights):
+def test_cli_ddp_rank_death_then_resume_registers_one_version_then_the_name_is_refused(tmp_path,
+                                                                                      single_process_weights):
+    """Lightning starts rank 1; it dies in epoch 2: the run fails in one line with nothing
+    registered, ``--resume`` completes it (one version, the single-process weights), and a
+    second run of the name is refused by rank 0 before any other process starts."""
     recipe, root = _ddp_recipe(tmp_path), tmp_path / "registry"
     args = ("train", "base", "--recipe", str(recipe), "--name", "v1", "--registry", str(root))
-    r = _harmony(tmp_path, *args)
+    dead = _harmony(tmp_path, *args, env={DIE_AT_STEP: "3"})  # rank 1 exits in epoch 2, after epoch 1's checkpoint
+    assert dead.returncode == 2, dead.stdout + dead.stderr
+    assert "error: training across processes failed" in dead.stderr and "--resume" in dead.stderr
+    assert Registry.open(root).list_versions() == []
+    run = root / "runs" / "v1"
+    assert (run / "base" / LAST).is_file() and not (run / FINISHED).exists()
+
+    r = _harmony(tmp_path, *args, "--resume")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "resuming the unfinished run" in r.stdout
     reg = Registry.open(root)
-    assert [v.name for v in reg.list_versions()] == ["v1"]
-    assert (root / "runs" / "v1" / FINISHED).exists() and not list((root / "runs" / "v1").glob(f"*/{LAST}"))
+    assert [v.name for v in reg.list_versions()] == ["v1"] and reg.get_version("v1").meta["processes"] == 2
+    assert (run / FINISHED).exists() and not (run / FAILED).exists() and not list(run.glob(f"*/{LAST}"))
+    assert not (run / "ddp-handoff.pt").exists()
     _assert_weights(reg, "v1", single_process_weights)
     assert not (tmp_path / "lightning_logs").exists() and not (tmp_path / "checkpoints").exists()
 
@@ -195,21 +209,21 @@ def test_cli_ddp_run_registers_one_version_then_refuses_the_name(tmp_path, singl
 
 
 @two_cores
-def test_cli_ddp_rank_death_fails_cleanly_and_resume_completes(tmp_path, single_process_weights):
+def test_torchrun_starts_both_ranks_and_a_refused_name_stops_them(tmp_path, single_process_weights):
+    """torchrun starts every rank at once: rank 1 waits for rank 0's hand-off, and when rank 0
+    refuses the name, torchrun stops rank 1 instead of leaving it waiting."""
     recipe, root = _ddp_recipe(tmp_path), tmp_path / "registry"
     args = ("train", "base", "--recipe", str(recipe), "--name", "v1", "--registry", str(root))
-    dead = _harmony(tmp_path, *args, env={DIE_AT_STEP: "3"})  # rank 1 exits in epoch 2, after epoch 1's checkpoint
-    assert dead.returncode != 0, dead.stdout + dead.stderr
-    assert Registry.open(root).list_versions() == []
-    run = root / "runs" / "v1"
-    assert (run / "base" / LAST).is_file() and not (run / FINISHED).exists()
-
-    r = _harmony(tmp_path, *args, "--resume")
+    torchrun = ("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
+    r = _harmony(tmp_path, *args, launcher=torchrun)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "resuming the unfinished run" in r.stdout
     reg = Registry.open(root)
-    assert [v.name for v in reg.list_versions()] == ["v1"] and not (run / FAILED).exists()
+    assert [v.name for v in reg.list_versions()] == ["v1"] and reg.get_version("v1").meta["processes"] == 2
     _assert_weights(reg, "v1", single_process_weights)
+
+    again = _harmony(tmp_path, *args, launcher=torchrun)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    assert [v.name for v in Registry.open(root).list_versions()] == ["v1"]
 
 
 # --- rank gating and devices, in-process --------------------------------------------------------
