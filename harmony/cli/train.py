@@ -53,7 +53,7 @@ def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: Epo
 
     Example: harmony train base --recipe recipes/base-tiny.yaml --name v1
     Example: harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
-    Example: torchrun --nproc_per_node 2 -m harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
+    Example: torchrun --standalone --nproc_per_node 2 -m harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
     """
     from harmony.cli.progress import rich_progress
     from harmony.recipe import load_recipe
