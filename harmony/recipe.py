@@ -65,6 +65,7 @@ class TrainSpec:
     devices: Any = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
+    sync_batchnorm: bool | None = None  # BatchNorm over the global batch; None = on when > 1 process trains
     log_every: int = 20
     hflip: bool = False
 
@@ -275,6 +276,39 @@ def _data_checks(r: Recipe | TransformRecipe) -> list[tuple[bool, str, str]]:
     ]
 
 
+def _devices_ok(devices: Any) -> bool:
+    if isinstance(devices, bool):
+        return False
+    if isinstance(devices, int):
+        return devices >= 1 or devices == -1
+    if isinstance(devices, str):
+        return devices == "auto" or devices.strip().lstrip("-").isdigit()
+    return isinstance(devices, list) and len(devices) > 0 and all(isinstance(d, int) and d >= 0 for d in devices)
+
+
+def requested_processes(devices: Any, num_nodes: int = 1) -> int | None:
+    """Training processes a recipe asks for (devices x nodes); None when Lightning decides
+    (devices auto or -1)."""
+    if isinstance(devices, bool):
+        return None
+    if isinstance(devices, int) and devices > 0:
+        return devices * num_nodes
+    if isinstance(devices, (list, tuple)):
+        return len(devices) * num_nodes
+    if isinstance(devices, str) and devices.strip().isdigit() and int(devices) > 0:
+        return int(devices) * num_nodes
+    return None
+
+
+def _world(t: TrainSpec) -> int:
+    return requested_processes(t.devices, t.num_nodes) or 1
+
+
+def _p_splits(t: TrainSpec) -> bool:
+    """Each rank takes P / world whole identities of the global P x K batch."""
+    return t.p % _world(t) == 0
+
+
 def _raise_first(checks: list[tuple[bool, str, str]]) -> None:
     for ok, key, msg in checks:
         if not ok:
@@ -290,6 +324,10 @@ def _validate(r: Recipe) -> Recipe:
         (r.train.warmup_steps >= 0, "train.warmup_steps", "must be >= 0"),
         (r.train.log_every >= 1, "train.log_every", "must be >= 1"),
         (r.train.num_nodes >= 1, "train.num_nodes", "must be >= 1"),
+        (_devices_ok(r.train.devices), "train.devices", "must be auto, a positive integer, -1 or a list of device ids"),
+        (_p_splits(r.train), "train.p", (f"is {r.train.p}, which the {_world(r.train)} training processes "
+                                         "(train.devices x train.num_nodes) cannot share as whole identities: "
+                                         "make it a multiple of them")),
         (r.data.source != "synthetic" or r.train.k <= r.data.per_identity, "train.k",
          f"is {r.train.k} but data.per_identity renders only {r.data.per_identity} images per identity"),
         (r.harmonic.prototype_weight >= 0 and r.harmonic.bct_weight >= 0, "harmonic.prototype_weight/bct_weight",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from harmony.cli.common import (DeviceOpt, JsonOpt, QuietOpt, RegistryOpt, console, echo_json, handle_errors,
-                                open_registry, quiet_lightning, table)
+                                open_registry, quiet_lightning, registry_root, table)
 
 if TYPE_CHECKING:
     from harmony.registry import Registry
@@ -48,15 +48,24 @@ def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: Epo
     """Train a FaceNet model (triplet loss, online semi-hard mining) and register it.
 
     A killed run resumes from its last epoch: re-run the same command (or add --resume).
+    Under DDP (train.devices/strategy/num_nodes in the recipe; Lightning starts the processes, or
+    torchrun/SLURM does) rank 0 alone opens the registry and registers.
 
     Example: harmony train base --recipe recipes/base-tiny.yaml --name v1
+    Example: harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
+    Example: torchrun --standalone --nproc_per_node 2 -m harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
     """
     from harmony.cli.progress import rich_progress
     from harmony.recipe import load_recipe
-    from harmony.training.base import train_base
+    from harmony.training.base import follow_base, train_base
+    from harmony.training.distributed import check_devices, launch_from_env
 
     quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "train.epochs": max_epochs})
+    check_devices(r.train)  # before the registry is opened (or created)
+    if not launch_from_env().is_zero:  # a DDP rank other than 0: it never opens the registry
+        follow_base(registry_root(registry), r, name)
+        return
     reg = open_registry(registry)
     _announce_resume(reg, name, resume)
     with rich_progress(not quiet) as progress:
@@ -91,6 +100,7 @@ def harmonic(
     """Train a v2 whose embeddings are directly comparable with --from's, and register it.
 
     A killed run resumes from its last epoch (and stage): re-run the same command (or add --resume).
+    Under DDP (train.devices/strategy/num_nodes in the recipe) rank 0 alone opens the registry.
     Held-out figures: the 2x2 VAL table with the share of the gain recovered, top-1 identification
     on a v1 gallery and the negative flips (all flipped ids: `harmony registry show NAME --json`).
 
@@ -102,12 +112,17 @@ def harmonic(
     from harmony.metrics.flips import check_rate
     from harmony.recipe import load_recipe
     from harmony.cli.tables import compat_table
-    from harmony.training.harmonic import train_harmonic
+    from harmony.training.distributed import check_devices, launch_from_env
+    from harmony.training.harmonic import follow_harmonic, train_harmonic
 
     if max_flip_rate is not None:
         check_rate(max_flip_rate, "--max-flip-rate")  # before any training
     quiet_lightning(quiet)
     r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
+    check_devices(r.train)  # before the registry is opened (or created)
+    if not launch_from_env().is_zero:  # a DDP rank other than 0: v1 and --init come from rank 0
+        follow_harmonic(registry_root(registry), r, name)
+        return
     reg = open_registry(registry)
     _announce_resume(reg, name, resume)
     with rich_progress(not quiet) as progress:

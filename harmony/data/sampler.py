@@ -17,7 +17,9 @@ class PKBatchSampler:
     replacement (duplicates are harmless to the miner: a duplicate is a zero-distance positive).
 
     Deterministic per (seed, epoch); call ``set_epoch`` to advance like DistributedSampler.
-    With ``num_replicas > 1`` each rank draws its own disjoint stream (DDP).
+    Under DDP (``num_replicas > 1``) every rank makes the same global draw of P identities per step
+    from the shared (seed, epoch) and keeps its chunk of P / num_replicas whole identities, so the
+    chunks concatenated in rank order are exactly the single-process batch.
     """
 
     def __init__(self, labels: np.ndarray, p: int, k: int, steps: int, seed: int = 0,
@@ -36,6 +38,12 @@ class PKBatchSampler:
                         "(a repeat is a zero-distance positive: it teaches nothing); lower train.k or add images",
                         k, short, len(self.groups))
         self.n_short = short
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} of {num_replicas} replicas")
+        if p % num_replicas:
+            raise InvalidInput(f"train.p = {p} identities per batch cannot be split into whole identities over "
+                               f"{num_replicas} training processes",
+                               hint=f"make train.p a multiple of {num_replicas} (train.devices x train.num_nodes)")
         self.p, self.k, self.steps, self.seed = p, k, steps, seed
         self.rank, self.num_replicas, self.epoch = rank, num_replicas, 0
 
@@ -46,11 +54,15 @@ class PKBatchSampler:
         return self.steps
 
     def __iter__(self) -> Iterator[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch, self.rank, self.num_replicas])
+        # the key of the single-process stream since the first release (rank 0 of 1), shared by every
+        # rank: recorded single-process runs reproduce, and all ranks draw the same global batches
+        rng = np.random.default_rng([self.seed, self.epoch, 0, 1])
+        share = self.p // self.num_replicas * self.k
+        lo = self.rank * share
         for _ in range(self.steps):
             ids = rng.choice(len(self.groups), self.p, replace=False)
             batch = []
             for c in ids:
                 g = self.groups[c]
                 batch.extend(rng.choice(g, self.k, replace=len(g) < self.k).tolist())
-            yield batch
+            yield batch[lo : lo + share]

@@ -12,12 +12,16 @@ from harmony.models.embedder import Embedder
 from harmony.models.encode import encode_array, raw_pixels
 from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
+from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
+                                          ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule
 from harmony.training.runner import (TrainResult, held_out_metrics, make_trainer, refuse_existing, register, seed_all,
                                      spec_from_recipe)
-from harmony.training.runs import Run, finish_run, marked_on_failure, open_run
+from harmony.training.runs import Run, finish_run, marked_on_failure, open_run, run_path
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from harmony.registry import Registry
@@ -66,16 +70,33 @@ def train_base(reg: Registry, recipe: Recipe, name: str, resume: bool | None = N
 
     ``resume``: None continues an unfinished run of ``name`` if there is one (killed before it
     registered), True requires one, False starts over."""
+    check_devices(recipe.train)  # before anything is written
     refuse_existing(reg, name)
     reg.require_writable()  # before hours of training, not at registration
     run = open_run(reg, name, {"kind": "base", "recipe": recipe.to_yaml()}, resume)
     t0 = time.time()
     with marked_on_failure(run):
-        model, history = fit_base(recipe, run, progress)
+        if distributed_recipe(recipe.train):
+            hand_off(run.path)  # the other ranks start from the settled run folder
+        with ranks_fail_as_one(recipe.train, run.path):
+            model, history = fit_base(recipe, run, progress)
+        drop_handoff(run.path)
         train_s = time.time() - t0
         metrics, baseline, key = evaluate_held_out(model, recipe)
         metrics = metrics | {"train_seconds": round(train_s, 1)}
-        register(reg, name, model, "base", recipe, metrics, meta={"run_dir": str(run.path), "eval_set": key},
+        register(reg, name, model, "base", recipe, metrics, meta={"run_dir": str(run.path), "eval_set": key,
+                                                                    "processes": trained_by(history)},
                  evaluations=[(key, metrics | {f"raw_pixels_{k}": v for k, v in baseline.items()})])
     finish_run(run)
     return TrainResult(name, metrics, baseline, history, time.time() - t0, str(run.path), key, run.resumed)
+
+
+def follow_base(root: Path, recipe: Recipe, name: str) -> None:
+    """A DDP rank other than 0 of ``harmony train base``: takes rank 0's hand-off (the run folder is
+    then settled: resumed or started over), trains its share of every batch from the same
+    checkpoint, never opens the registry, and leaves evaluation, the run folder's report and
+    registration to rank 0. A rank 0 that refuses the run exits: Lightning then never starts this
+    rank, torchrun stops it (SLURM: ``srun --kill-on-bad-exit=1``)."""
+    run = Run(run_path(root, name))
+    take_handoff(run.path)
+    fit_base(recipe, run, None)

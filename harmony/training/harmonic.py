@@ -32,11 +32,15 @@ from harmony.models.encode import encode_array
 from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
 from harmony.registry.store import CompatRecord
+from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
+                                          ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule, Objective
 from harmony.training.runner import TrainResult, make_trainer, refuse_existing, register, seed_all, spec_from_recipe
-from harmony.training.runs import Run, finish_run, marked_on_failure, open_run
+from harmony.training.runs import Run, finish_run, marked_on_failure, open_run, run_path
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from harmony.metrics import CompatReport, FlipReport, IdentificationReport
     from harmony.registry import Registry
     from harmony.registry.external import Encoder
@@ -139,11 +143,14 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
     return module.history
 
 
-def fit_harmonic(recipe: Recipe, old_encoder: Encoder, init_model: Embedder | None, run: Run | None = None,
-                 progress: ProgressFn | None = None) -> tuple[Embedder, list]:
+def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedder | None, run: Run | None = None,
+                 progress: ProgressFn | None = None,
+                 targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Embedder, list]:
     """Train v2 against a frozen v1 encoder; returns (v2 model, history). No registry involved.
 
-    With a ``run`` each stage checkpoints each epoch and continues from its last checkpoint."""
+    With a ``run`` each stage checkpoints each epoch and continues from its last checkpoint.
+    ``targets``: v1's cached (embeddings, prototypes), for a DDP rank other than 0, which gets them
+    from rank 0's hand-off instead of embedding with v1 (``old_encoder`` is then None)."""
     seed_all(recipe.seed)
     h = recipe.harmonic
     dm = FaceDataModule(recipe.data, recipe.train, recipe.seed)
@@ -151,7 +158,13 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder, init_model: Embedder | No
     if recipe.train.hflip:
         raise InvalidInput("train.hflip is not supported for harmonic training: v1's training-set embeddings are "
                            "cached, which needs un-augmented images", hint="set train.hflip: false")
-    old_train, protos = v1_targets(old_encoder, dm, recipe)
+    if targets is None:
+        old_train, protos = v1_targets(old_encoder, dm, recipe)
+        if run is not None and distributed_recipe(recipe.train):  # what the other ranks cannot read themselves
+            hand_off(run.path, {"old_train": old_train, "protos": protos,
+                                "init": init_model.checkpoint() if init_model is not None else None})
+    else:
+        old_train, protos = targets
     dim = old_train.shape[1]
     if init_model is None:
         model = Embedder(replace(spec_from_recipe(recipe), dim=dim))
@@ -261,6 +274,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     from harmony.models.loading import load_embedder, load_encoder
     from harmony.models.pipeline import CropEncoder, input_pipeline
 
+    check_devices(recipe.train)  # before anything is written
     if max_flip_rate is not None:
         max_flip_rate = check_rate(max_flip_rate, "--max-flip-rate")
     refuse_existing(reg, name)
@@ -275,7 +289,9 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
                    resume)
     t0 = time.time()
     with marked_on_failure(run):
-        model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
+        with ranks_fail_as_one(recipe.train, run.path):
+            model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
+        drop_handoff(run.path)
         train_s = time.time() - t0
         held = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
         rep, base, key = held.report, held.baseline, held.eval_set
@@ -285,7 +301,8 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
         metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
         rows = [CompatRecord(old_v.name, key, r.far, r.cells(), r.compatible) for r in rep.rows]
         register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
-                 meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key},
+                 meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key,
+                       "processes": trained_by(history)},
                  evaluations=[(key, rep.as_dict() | {"identification": held.identification.as_dict(),
                                                      "flips": held.flips.as_dict()}, old_v.name)],
                  compatibility=rows if not require_compatible or all(verdict.values()) else ())
@@ -301,3 +318,15 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
                        baselines=base, compatible=verdict, identification=held.identification, flips=held.flips,
                        ancestors=tuple(chain))
+
+
+def follow_harmonic(root: Path, recipe: Recipe, name: str) -> None:
+    """A DDP rank other than 0 of ``harmony train harmonic``: v1's cached embeddings and prototypes
+    and the init model's weights come from rank 0's hand-off (this rank never opens the registry),
+    then it trains its share of every batch through both stages, from the same checkpoints."""
+    from harmony.models.embedder import embedder_from_checkpoint
+
+    run = Run(run_path(root, name))
+    got = take_handoff(run.path)
+    init = embedder_from_checkpoint(got["init"]) if got.get("init") is not None else None
+    fit_harmonic(recipe, None, init, run, None, targets=(got["old_train"], got["protos"]))

@@ -4,6 +4,10 @@ The objective is a plain function ``(module, batch) -> loss`` so base (triplet) 
 training share everything else. ``trainable="head"`` freezes the backbone (BatchNorm included) and
 trains only the embedding layer, as harmonic stage 1 does. Its checkpoints carry the stage and
 the per-epoch history, so a resumed stage reports every epoch.
+
+Under DDP each rank embeds its share of the P x K batch and the objective sees the global batch
+(``distributed.global_batch``): mining runs over every rank's embeddings, gradients flow to the
+local rows, and the loss each rank logs is the single-process loss.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from harmony.errors import InvalidInput
 from harmony.models.embedder import Embedder
 from harmony.recipe import TrainSpec
+from harmony.training.distributed import global_batch, maybe_die
 
 Objective = Callable[["EmbeddingModule", dict, torch.Tensor], torch.Tensor]
 
@@ -97,8 +102,12 @@ class EmbeddingModule(L.LightningModule):
             return self.model.embed_features(self.model.upper_features(z, n))
         return self.model(x)
 
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        maybe_die(self.global_rank, self.global_step)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         emb = self.embed(batch["x"], batch.get("idx"))
+        batch, emb = global_batch(batch, emb)
         loss = self.objective(self, batch, emb)
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(emb))
         return loss
@@ -113,6 +122,7 @@ class EmbeddingModule(L.LightningModule):
         r = val_at_far(emb, self.val_labels, far=self.val_far)
         self.log("val/val_at_far", r.val, prog_bar=True)
         self.history.append({"epoch": self.current_epoch, "step": self.global_step, "val": r.val,
+                             "processes": self.trainer.world_size,
                              "loss": float(self.trainer.callback_metrics.get("train/loss_epoch", float("nan")))})
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -69,12 +69,21 @@ def make_trainer(t: TrainSpec, epochs: int, stage_dir: Path | None = None, progr
                  task: str = "training", total_steps: int | None = None) -> L.Trainer:
     """A Trainer whose devices/strategy/precision come from the recipe (how runs scale out).
 
-    With a ``stage_dir`` it writes ``last.ckpt`` each epoch and CSV logs there; without one it
-    writes nothing anywhere (no ``./checkpoints``, no ``./lightning_logs``)."""
+    With a ``stage_dir`` it writes ``last.ckpt`` each epoch and CSV logs there (rank 0 only);
+    without one it writes nothing anywhere (no ``./checkpoints``, no ``./lightning_logs``). Under
+    DDP the P x K sampler splits each global batch over the ranks itself (no DistributedSampler),
+    and BatchNorm normalises over the global batch when ``train.sync_batchnorm`` resolves on."""
     from lightning.pytorch.loggers import CSVLogger
 
     from harmony.training.callbacks import EpochCheckpoint, StepTicks
+    from harmony.training.distributed import (
+        GlobalBatchNorm,
+        check_devices,
+        resolve_sync_batchnorm,
+    )
     from harmony.training.precision import resolve_precision
+
+    check_devices(t)
 
     callbacks: list = []
     if stage_dir is not None:
@@ -88,6 +97,8 @@ def make_trainer(t: TrainSpec, epochs: int, stage_dir: Path | None = None, progr
         strategy=t.strategy,
         num_nodes=t.num_nodes,
         precision=resolve_precision(t.precision, t.accelerator),
+        plugins=[GlobalBatchNorm()] if resolve_sync_batchnorm(t) else None,
+        use_distributed_sampler=False,
         default_root_dir=str(stage_dir) if stage_dir is not None else None,
         logger=CSVLogger(str(stage_dir), name="logs") if stage_dir is not None else False,
         callbacks=callbacks,

@@ -47,8 +47,9 @@ class Run:
         return p if p.is_file() else None
 
 
-def run_path(reg: Registry, name: str) -> Path:
-    return Path(reg.root) / "runs" / name
+def run_path(reg: Registry | Path, name: str) -> Path:
+    """``reg`` may be the registry's root folder itself: DDP ranks other than 0 never open the registry."""
+    return Path(reg if isinstance(reg, (str, Path)) else reg.root) / "runs" / name
 
 
 def unfinished_run(reg: Registry, name: str) -> Path | None:
