@@ -9,7 +9,8 @@ batch to that shard's own cursor. A killed rank resumes only its own unfinished 
 shards are not redone. When all are done the parent merges them (one commit) and the backfill
 finishes exactly as a one-process one: the same catch-up, index build and state "ready".
 
-Launch: ``ddp_spawn`` (gloo on CPU, NCCL on GPUs). The parent, the CLI process, keeps the
+Launch: Lightning's DDP strategy with the ``forkserver`` start method (like ``ddp_spawn``, the
+parent launches the ranks and waits; gloo on CPU, NCCL on GPUs). The parent, the CLI process, keeps the
 registry and the backfill lock; the ranks never open the registry: they read the gallery's item
 table from its folder and get the encoder by path (:class:`VersionFiles`, a picklable stand-in for
 the registry that knows one version's record and verified artifact), so torch, TorchScript, ONNX
@@ -253,19 +254,25 @@ class ShardItems:
 
 def run_lightning(store: GalleryStore, bdir: BackfillDir, launch: Launch, ks: list[int], embed_fn: Any,
                   batch_size: int, workers: int) -> None:
-    """Embed shards ``ks`` over ``launch.world`` ranks (``ddp_spawn``); RankFailed if one dies."""
+    """Embed shards ``ks`` over ``launch.world`` ranks (DDP, forkserver); RankFailed if one dies."""
     import lightning as L
     from lightning.pytorch.strategies import DDPStrategy
 
     devices = min(launch.devices, len(ks)) if launch.num_nodes == 1 else launch.devices
+    import multiprocessing
+
     from harmony.migration.ranks import ShardData, ShardModule, ShardWriterCallback
+
+    # forkserver: the ranks fork from a fresh server process (never from this one, whose OpenMP
+    # pools may be live: DESIGN section 7), which imports torch + Lightning once for all of them
+    multiprocessing.set_forkserver_preload(["harmony.migration.ranks"])
 
     staged = workers > 0 and callable(getattr(embed_fn, "stages", None))  # read in DataLoader workers
     module = ShardModule(embed_fn, launch.accelerator, staged)
     data = ShardData(str(store.path), bdir.target, store.dim, tuple(ks), batch_size, workers if staged else 0)
     writer = ShardWriterCallback(str(store.path), bdir.target, store.dim)
     trainer = L.Trainer(accelerator=launch.accelerator, devices=devices, num_nodes=launch.num_nodes,
-                        strategy=DDPStrategy(start_method="spawn",
+                        strategy=DDPStrategy(start_method="forkserver",
                                              process_group_backend="gloo" if launch.accelerator == "cpu" else None),
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, use_distributed_sampler=False, callbacks=[writer],

@@ -1,6 +1,6 @@
 """The Lightning side of a distributed backfill (distributed.py): what each rank runs.
 
-Module-level classes, so that ``ddp_spawn`` can pickle them to the ranks; a module of their own,
+Module-level classes, so that the DDP launcher can pickle them to the ranks; a module of their own,
 so that importing the backfill does not import Lightning. Each rank: ``ShardData`` lists the
 unfinished batches of its shards (from the gallery folder, never the registry), ``ShardModule``
 embeds them in ``predict_step``, ``ShardWriterCallback`` commits each under its shard's cursor.

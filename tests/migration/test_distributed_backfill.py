@@ -140,3 +140,55 @@ def test_devices_the_machine_lacks_are_refused():
         with pytest.raises(InvalidInput, match="no CUDA GPU"):
             check_launch(2, device="cuda")
     assert check_launch(1, device="cpu") == Launch(1, 1, "cpu")
+
+
+def _faces(env) -> tuple[list[Path], list[str]]:
+    files = sorted(env.faces.glob("*/*.png"))
+    return files, [str(f.relative_to(env.faces)) for f in files]
+
+
+def test_torch_version_over_two_ranks_dead_rank_leaves_registry_untouched(env, monkeypatch):
+    """A registered torch version travels to the ranks by path (no registry there); a rank that
+    dies fails the migration with RankFailed, the registry row stays as it was, the re-run (here
+    without --devices) finishes the shards and merges them."""
+    from harmony.gallery.catalog import build_gallery, open_gallery
+    from harmony.migration.plan import plan_migration
+    from harmony.migration.run import run_migration
+    from tests.gallery.helpers import direct_vectors, record_verdict
+
+    build_gallery(env.reg, "G", "v1", env.faces)
+    record_verdict(env.reg, "v2", "v1", 1e-3, True)
+    plan = plan_migration(env.reg, "G", "v2")
+    monkeypatch.setenv(KILL_HOOK, "0:1")
+    with pytest.raises(RankFailed):
+        run_migration(env.reg, plan, batch_size=8, launch=Launch(2), mirror_every_s=0.0)
+    (row,) = env.reg.migrations("G")
+    assert (row.state, row.cursor, row.counts) == ("backfilling", None, {})  # as it was before the backfill ran
+    _, store = open_gallery(env.reg, "G")
+    assert not store.has_index("v2")
+    mig = plan_migration(env.reg, "G", "v2")
+    assert mig.resume == row.id
+    monkeypatch.delenv(KILL_HOOK)
+    out = run_migration(env.reg, mig, batch_size=8)  # the split in flight finishes in one process as well
+    assert out.complete and out.migration.state == "ready" and out.backfill.n_resumed > 0
+    files, names = _faces(env)
+    np.testing.assert_allclose(store.vectors(names, "v2"), direct_vectors(env.reg, "v2", files), atol=1e-5)
+
+
+def test_reader_workers_give_the_vectors_of_one_thread(env):
+    """The one-process pipeline (a forkserver reader worker, background commits) embeds exactly
+    what reading in the main thread does."""
+    from harmony.gallery.catalog import build_gallery, open_gallery
+    from harmony.migration.plan import plan_migration
+    from harmony.migration.run import run_migration
+    from tests.gallery.helpers import record_verdict
+
+    _, names = _faces(env)
+    vectors = []
+    for gallery, workers in (("A", 0), ("B", 1)):
+        build_gallery(env.reg, gallery, "v1", env.faces)
+        record_verdict(env.reg, "v2", "v1", 1e-3, True)
+        out = run_migration(env.reg, plan_migration(env.reg, gallery, "v2"), batch_size=8, workers=workers)
+        assert out.complete and out.backfill.batches == 6 and out.migration.counts["read_s"] > 0
+        vectors.append(open_gallery(env.reg, gallery)[1].vectors(names, "v2"))
+    np.testing.assert_array_equal(vectors[0], vectors[1])
