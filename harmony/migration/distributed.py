@@ -16,8 +16,9 @@ table from its folder and get the encoder by path (:class:`VersionFiles`, a pick
 the registry that knows one version's record and verified artifact), so torch, TorchScript, ONNX
 and dlib versions load in each rank as ``FileEmbedder`` loads them in one process.
 A rank that dies makes the run fail with :class:`RankFailed`; what the ranks committed stays, and
-the same command resumes. ``HARMONY_BACKFILL_KILL_RANK=r:n`` (tests) makes rank r SIGKILL itself
-after its n-th commit, with one more batch embedded and not committed.
+the same command resumes. ``HARMONY_BACKFILL_KILL_RANK=r:n`` (tests; read by the parent when it
+launches) makes rank r SIGKILL itself after its n-th commit, with one more batch embedded and not
+committed.
 """
 
 from __future__ import annotations
@@ -200,11 +201,11 @@ def shard_batches(store: GalleryStore, bdir: BackfillDir, shards: Shards, ks: Se
 class ShardWriter:
     """Commits one shard batch under its shard's cursor (the rank's only writes)."""
 
-    def __init__(self, bdir: BackfillDir, dim: int, rank: int = 0):
+    def __init__(self, bdir: BackfillDir, dim: int, rank: int = 0, kill_hook: str | None = None):
         self.bdir, self.dim, self.rank = bdir, dim, rank
         self.cursors: dict[int, Cursor] = {}
         self.commits = 0
-        hook = os.environ.get(KILL_HOOK, "")
+        hook = os.environ.get(KILL_HOOK, "") if kill_hook is None else kill_hook
         r, _, n = hook.partition(":")
         self.kill_after = int(n) if hook and int(r) == rank else None
 
@@ -270,7 +271,8 @@ def run_lightning(store: GalleryStore, bdir: BackfillDir, launch: Launch, ks: li
     staged = workers > 0 and callable(getattr(embed_fn, "stages", None))  # read in DataLoader workers
     module = ShardModule(embed_fn, launch.accelerator, staged)
     data = ShardData(str(store.path), bdir.target, store.dim, tuple(ks), batch_size, workers if staged else 0)
-    writer = ShardWriterCallback(str(store.path), bdir.target, store.dim)
+    # read here: ranks forked from a forkserver started earlier see that server's environment
+    writer = ShardWriterCallback(str(store.path), bdir.target, store.dim, os.environ.get(KILL_HOOK, ""))
     trainer = L.Trainer(accelerator=launch.accelerator, devices=devices, num_nodes=launch.num_nodes,
                         strategy=DDPStrategy(start_method="forkserver",
                                              process_group_backend="gloo" if launch.accelerator == "cpu" else None),

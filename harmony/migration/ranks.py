@@ -72,14 +72,15 @@ class ShardData(L.LightningDataModule):
 class ShardWriterCallback(BasePredictionWriter):
     """Commits every predicted batch under its shard's cursor, as soon as it is embedded."""
 
-    def __init__(self, gallery: str, target: str, dim: int):
+    def __init__(self, gallery: str, target: str, dim: int, kill_hook: str = ""):
         super().__init__(write_interval="batch")
-        self.gallery, self.target, self.dim = gallery, target, dim
+        self.gallery, self.target, self.dim, self.kill_hook = gallery, target, dim, kill_hook
         self.writer: ShardWriter | None = None
 
     def write_on_batch_end(self, trainer: Any, pl_module: Any, prediction: Any, batch_indices: Any,
                            batch: ShardBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         if self.writer is None:
-            self.writer = ShardWriter(BackfillDir(self.gallery, self.target), self.dim, trainer.global_rank)
+            self.writer = ShardWriter(BackfillDir(self.gallery, self.target), self.dim, trainer.global_rank,
+                                      self.kill_hook)
         vecs, ok = prediction
         self.writer.commit(batch, vecs, ok)
