@@ -183,7 +183,7 @@ def bench(n_identities: int, per_identity: int) -> dict:
         t = time.perf_counter()
         n = _write_faces(faces, n_identities, per_identity)
         render_s = time.perf_counter() - t
-        query = next(faces.iterdir()) / "000.png"
+        query = sorted(next(faces.iterdir()).iterdir())[0]  # the first image of one identity
         reg = Registry.open(tmp / "registry")
         v1 = _model(1)
         _register(reg, "v1", v1, tmp)

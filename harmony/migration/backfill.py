@@ -218,7 +218,8 @@ def run_backfill(store: GalleryStore, target_version: str, embed_fn: EmbedFn, ba
         if resumed:
             log.info("resuming backfill of %s to %s after %d items", store.path, target_version, resumed)
         if cursor.n_shards:
-            cursor = _run_split(store, bdir, cursor, embed_fn, batch_size, launch, workers, tm, sharded, on_batch)
+            cursor = _run_split(store, bdir, cursor, embed_fn, batch_size, launch, workers, tm, sharded, on_batch,
+                                progress)
         cursor, stopped = _drain(store, bdir, cursor, embed_fn, batch_size, stop_after, tm, progress, on_batch,
                                  workers)
         if stopped:
@@ -243,13 +244,34 @@ def _split(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, n_shards: int
     return bdir.start_shards(cursor, shards, min(n_shards, todo.size))
 
 
+def _watch_shards(bdir: BackfillDir, cursor: Cursor, progress: ProgressFn | None, tm: _Timers,
+                  stop: threading.Event, every_s: float = 0.5) -> None:
+    """Progress ticks while the ranks work: what their shard cursors have committed so far."""
+    if progress is None:
+        return
+    total = cursor.n_embedded + cursor.n_failed + int(bdir.read_shards(cursor).ids.size)
+    first = sum(shard_counts(bdir, cursor)[:2])
+    while not stop.wait(every_s):
+        e, f, _ = shard_counts(bdir, cursor)
+        elapsed = time.perf_counter() - tm.t0
+        tick(progress, f"backfill -> {bdir.target}", cursor.n_embedded + cursor.n_failed + e + f, total,
+             rate=(e + f - first) / elapsed if elapsed > 0 else 0.0, embed_share=1.0)
+
+
 def _run_split(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, embed_fn: EmbedFn, batch_size: int,
                launch: Launch | None, workers: int, tm: _Timers, before: tuple[int, int, int],
-               on_batch: Callable[[BackfillTick], None] | None) -> Cursor:
+               on_batch: Callable[[BackfillTick], None] | None, progress: ProgressFn | None = None) -> Cursor:
     """Embed the unfinished shards of the split in flight (distributed.embed_shards), then merge
     them into this backfill in one commit; this run's share goes into ``tm``."""
     t = time.perf_counter()
-    embed_shards(store, bdir, cursor, embed_fn, batch_size, launch, workers)
+    stop = threading.Event()
+    watcher = threading.Thread(target=_watch_shards, args=(bdir, cursor, progress, tm, stop), daemon=True)
+    watcher.start()
+    try:
+        embed_shards(store, bdir, cursor, embed_fn, batch_size, launch, workers)
+    finally:
+        stop.set()
+        watcher.join()
     embedded, _, segments = shard_counts(bdir, cursor)
     tm.embedded += embedded - before[0]
     tm.batches += segments - before[2]
@@ -559,8 +581,10 @@ def backfill_status(store: GalleryStore, target_version: str) -> BackfillStatus:
     pending = int(pending_rows(table, target_version, cursor, bdir.read_plan(cursor) if cursor else None)[0].size)
     if cursor is None:
         return BackfillStatus(target_version, state, len(table), 0, pending, 0, 0, None)
-    return BackfillStatus(target_version, state, len(table), cursor.n_embedded + cursor.n_failed, pending,
-                          cursor.n_failed, cursor.n_segments, cursor.updated, cursor.order, cursor.seed, cursor.score)
+    e, f, s = shard_counts(bdir, cursor)  # a distributed split in flight: what its shards committed
+    return BackfillStatus(target_version, state, len(table), cursor.n_embedded + cursor.n_failed + e + f,
+                          max(0, pending - e - f), cursor.n_failed + f, cursor.n_segments + s, cursor.updated,
+                          cursor.order, cursor.seed, cursor.score)
 
 
 def discard_backfill(store: GalleryStore, target_version: str) -> bool:

@@ -212,6 +212,8 @@ class ShardWriter:
     def commit(self, batch: ShardBatch, vecs: np.ndarray, ok: np.ndarray) -> Cursor:
         from harmony.migration.backfill import check_output
 
+        if batch.ids.size == 0:  # every item of the batch was removed since the split: nothing to embed
+            vecs, ok = np.zeros((0, self.dim), np.float32), np.zeros(0, bool)
         vecs, ok = check_output(vecs, ok, batch.ids.size, self.dim, self.bdir.target)
         if self.kill_after is not None and self.commits >= self.kill_after:
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: die with this batch embedded, not committed
@@ -231,8 +233,10 @@ def run_in_process(store: GalleryStore, bdir: BackfillDir, shards: Shards, ks: S
 
     items = shard_batches(store, bdir, shards, ks, batch_size, store.dim)
     writer = ShardWriter(bdir, store.dim)
-    with embedded_batches(embed_fn, [it[4] for it in items], workers) as results:
-        for (k, stop, ids, seqs, _), (vecs, ok) in zip(items, results):
+    live = [it for it in items if it[2].size]
+    with embedded_batches(embed_fn, [it[4] for it in live], workers) as results:
+        for k, stop, ids, seqs, _ in items:
+            vecs, ok = next(results) if ids.size else (None, None)
             writer.commit(ShardBatch(k, stop, ids, seqs, None), vecs, ok)
 
 

@@ -46,6 +46,8 @@ class ShardModule(L.LightningModule):
         return batch
 
     def predict_step(self, batch: ShardBatch, batch_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        if batch.ids.size == 0:  # all removed since the split: the writer commits it empty
+            return None, None
         return self.encode(batch.payload) if self.staged else self.embed_fn(batch.payload)
 
 

@@ -17,7 +17,7 @@ import pytest
 from harmony.errors import InvalidInput
 from harmony.gallery.store import GalleryStore
 from harmony.gallery.synthetic import HashEmbedder
-from harmony.migration.backfill import run_backfill
+from harmony.migration.backfill import backfill_status, run_backfill
 from harmony.migration.checkpoint import BackfillDir
 from harmony.migration.distributed import KILL_HOOK, Launch, RankFailed, check_launch
 
@@ -89,8 +89,11 @@ def galleries(make_gallery, tmp_path, monkeypatch):
 def test_two_processes_embed_each_item_once_and_equal_one_process(galleries, tmp_path):
     g, ref = galleries
     log = tmp_path / "embedded.log"
-    r = run_backfill(g.store, "v2", LoggedEmbedder(str(log)), batch_size=BATCH, launch=Launch(2))
+    bars = []
+    r = run_backfill(g.store, "v2", LoggedEmbedder(str(log)), batch_size=BATCH, launch=Launch(2),
+                     progress=bars.append)
     assert (r.complete, r.n_embedded, r.n_failed, r.n_target) == (True, N, 0, N)
+    assert bars[-1].finished and bars[-1].done == N and all(b.done <= b.total == N for b in bars)
     calls = _log(log)
     assert sorted(name for _, name in calls) == sorted(g.store.items().item_ids)  # each item once, none repeated
     pids = {}
@@ -120,6 +123,8 @@ def test_killed_rank_fails_cleanly_and_resumes_only_its_own_shard(galleries, tmp
     assert len(list(s0.path.glob("seg-*.npz"))) == N // 2 // BATCH
     before = len(_log(log))
     assert before == N // 2 + 2 * BATCH  # shard 0, rank 1's committed batch and the one it died with
+    st = backfill_status(g.store, "v2")
+    assert (st.state, st.done, st.pending) == ("backfilling", N // 2 + BATCH, N // 2 - BATCH)
 
     monkeypatch.delenv(KILL_HOOK)
     r = run_backfill(g.store, "v2", LoggedEmbedder(str(log)), batch_size=BATCH, launch=Launch(2))
@@ -127,6 +132,20 @@ def test_killed_rank_fails_cleanly_and_resumes_only_its_own_shard(galleries, tmp
     resumed = sorted(name for _, name in _log(log)[before:])
     assert resumed == sorted(g.store.items().item_ids[N // 2 + BATCH:])  # only rank 1's uncommitted items
     _assert_same_backfill(g.store, ref)
+
+
+def test_devices_the_machine_lacks_are_refused_by_the_cli(env):
+    from typer.testing import CliRunner
+
+    from harmony.cli.migrate import app
+    from harmony.gallery.catalog import build_gallery
+
+    build_gallery(env.reg, "G", "v1", env.faces)
+    r = CliRunner().invoke(app, ["gallery", "--gallery", "G", "--to", "v2", "--devices", "4096", "--device", "cpu"])
+    assert r.exit_code != 0 and "--devices 4096" in r.output and "CPU" in r.output
+    assert env.reg.migrations("G") == []  # refused before anything was registered
+    r = CliRunner().invoke(app, ["gallery", "--gallery", "G", "--to", "v2", "--devices", "2", "--max-batches", "1"])
+    assert r.exit_code != 0 and "--max-batches" in r.output
 
 
 def test_devices_the_machine_lacks_are_refused():
