@@ -22,6 +22,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -370,9 +371,27 @@ def embed_stages(embed_fn: EmbedFn) -> tuple[Reader | None, Callable[[Any], tupl
     return stages() if callable(stages) else (None, embed_fn)
 
 
-def reader_init(_: int) -> None:
-    """Reader workers must not reuse the parent's OpenMP pool (DESIGN section 7: fork hang). The
-    same as ``harmony.data.datamodule.worker_init``, without importing Lightning into each worker."""
+def watch_parent(pid: int, every_s: float = 0.5) -> None:
+    """Exit this process soon after process ``pid`` is gone. Reader workers and ranks start from
+    a forkserver, whose children hold it alive: without this they would outlive a kill -9 of the
+    backfill (and a rank could still write its shard while a resumed run starts)."""
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, another user's: cannot be ours, but keep waiting
+                pass
+
+    threading.Thread(target=loop, name=f"watch-{pid}", daemon=True).start()
+
+
+def reader_init(parent: int, _: int) -> None:
+    """Reader workers must not reuse the parent's OpenMP pool (DESIGN section 7: fork hang; the
+    same as ``harmony.data.datamodule.worker_init``, without importing Lightning into each worker)
+    and end with the backfill that started them (``parent``, bound with functools.partial)."""
     import torch
 
     torch.set_num_threads(1)
@@ -382,6 +401,7 @@ def reader_init(_: int) -> None:
         faiss.omp_set_num_threads(1)
     except ImportError:
         pass
+    watch_parent(parent)
 
 
 def _as_is(x: Any) -> Any:
@@ -417,7 +437,7 @@ def embedded_batches(embed_fn: EmbedFn, batches: list[list[str]], workers: int
     from torch.utils.data import DataLoader
 
     loader = DataLoader(ReadBatches(reader, tuple(tuple(b) for b in batches)), batch_size=None, collate_fn=_as_is,
-                        num_workers=min(workers, len(batches)), worker_init_fn=reader_init,
+                        num_workers=min(workers, len(batches)), worker_init_fn=partial(reader_init, os.getpid()),
                         multiprocessing_context="forkserver", prefetch_factor=2)
     it = iter(loader)
     try:

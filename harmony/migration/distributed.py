@@ -27,7 +27,8 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from harmony.errors import HarmonyError, InvalidInput, NotFound
 from harmony.gallery.store import GalleryStore
+from harmony.io import file_lock
 from harmony.migration.checkpoint import BackfillDir, Cursor, Shards
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,8 @@ def check_launch(devices: int, num_nodes: int = 1, device: str | None = None) ->
         return Launch(devices, num_nodes, "gpu")
     cpus = os.cpu_count() or 1
     if devices > cpus:
-        raise InvalidInput(f"--devices {devices}: this machine has {cpus} CPU(s)", hint=f"use --devices {cpus} or fewer")
+        raise InvalidInput(f"--devices {devices}: this machine has {cpus} CPU(s)",
+                           hint=f"use --devices {cpus} or fewer")
     return Launch(devices, num_nodes, "cpu")
 
 
@@ -182,14 +185,14 @@ class ShardBatch:
 
 
 def shard_batches(store: GalleryStore, bdir: BackfillDir, shards: Shards, ks: Sequence[int], batch_size: int,
-                  dim: int) -> list[tuple[int, int, np.ndarray, np.ndarray, list[str]]]:
-    """The unfinished batches of shards ``ks``: (shard, stop, ids, seqs, sources), from each
-    shard's cursor on. Sources are read from the gallery's item table (its folder)."""
+                  writer: ShardWriter) -> list[tuple[int, int, np.ndarray, np.ndarray, list[str]]]:
+    """The unfinished batches of shards ``ks`` (claimed by ``writer`` first): (shard, stop, ids,
+    seqs, sources), from each shard's cursor on. Sources are read from the gallery's item table."""
     table = store.items()
     out = []
     for k in ks:
         ids, seqs = shards.entries(k)
-        c = bdir.shard_cursor(k, dim)
+        c = writer.claim(k)
         for a in range(c.pos, ids.size, batch_size):
             b = min(a + batch_size, ids.size)
             rows = table.rows_of_ids(ids[a:b])
@@ -199,15 +202,32 @@ def shard_batches(store: GalleryStore, bdir: BackfillDir, shards: Shards, ks: Se
 
 
 class ShardWriter:
-    """Commits one shard batch under its shard's cursor (the rank's only writes)."""
+    """Commits shard batches under their shards' cursors (a rank's only writes). A shard is first
+    claimed: its lock (``shard-<k>/.lock``, held until ``close`` or the process ends) makes sure
+    no two processes ever write one shard."""
 
     def __init__(self, bdir: BackfillDir, dim: int, rank: int = 0, kill_hook: str | None = None):
         self.bdir, self.dim, self.rank = bdir, dim, rank
         self.cursors: dict[int, Cursor] = {}
         self.commits = 0
+        self._locks = ExitStack()
         hook = os.environ.get(KILL_HOOK, "") if kill_hook is None else kill_hook
         r, _, n = hook.partition(":")
         self.kill_after = int(n) if hook and int(r) == rank else None
+
+    def claim(self, k: int) -> Cursor:
+        """Take shard ``k`` for this process; its cursor (orphans past it removed)."""
+        if k not in self.cursors:
+            sd = self.bdir.shard_dir(k)
+            sd.path.mkdir(parents=True, exist_ok=True)
+            self._locks.enter_context(file_lock(
+                sd.path / ".lock", 0.0, f"shard {k} of the backfill to {self.bdir.target} is being written by "
+                "another process", "wait for it to end (a rank of a killed run exits within a second), then re-run"))
+            self.cursors[k] = self.bdir.shard_cursor(k, self.dim)
+        return self.cursors[k]
+
+    def close(self) -> None:
+        self._locks.close()
 
     def commit(self, batch: ShardBatch, vecs: np.ndarray, ok: np.ndarray) -> Cursor:
         from harmony.migration.backfill import check_output
@@ -218,9 +238,8 @@ class ShardWriter:
         if self.kill_after is not None and self.commits >= self.kill_after:
             os.kill(os.getpid(), signal.SIGKILL)  # test hook: die with this batch embedded, not committed
         k = batch.shard
-        c = self.cursors.get(k) or self.bdir.shard_cursor(k, self.dim)
-        c = self.bdir.shard_dir(k).commit(c, batch.ids[ok], batch.seqs[ok], vecs, batch.ids[~ok], batch.seqs[~ok],
-                                          last_seq=-1, pos=batch.stop)
+        c = self.bdir.shard_dir(k).commit(self.claim(k), batch.ids[ok], batch.seqs[ok], vecs, batch.ids[~ok],
+                                          batch.seqs[~ok], last_seq=-1, pos=batch.stop)
         self.cursors[k] = c
         self.commits += 1
         return c
@@ -231,13 +250,16 @@ def run_in_process(store: GalleryStore, bdir: BackfillDir, shards: Shards, ks: S
     """Finish shards ``ks`` in this process (a split resumed without --devices, or one shard left)."""
     from harmony.migration.backfill import embedded_batches
 
-    items = shard_batches(store, bdir, shards, ks, batch_size, store.dim)
     writer = ShardWriter(bdir, store.dim)
-    live = [it for it in items if it[2].size]
-    with embedded_batches(embed_fn, [it[4] for it in live], workers) as results:
-        for k, stop, ids, seqs, _ in items:
-            vecs, ok = next(results) if ids.size else (None, None)
-            writer.commit(ShardBatch(k, stop, ids, seqs, None), vecs, ok)
+    try:
+        items = shard_batches(store, bdir, shards, ks, batch_size, writer)
+        live = [it for it in items if it[2].size]
+        with embedded_batches(embed_fn, [it[4] for it in live], workers) as results:
+            for k, stop, ids, seqs, _ in items:
+                vecs, ok = next(results) if ids.size else (None, None)
+                writer.commit(ShardBatch(k, stop, ids, seqs, None), vecs, ok)
+    finally:
+        writer.close()
 
 
 # -- Lightning ---------------------------------------------------------------------------------
@@ -273,10 +295,11 @@ def run_lightning(store: GalleryStore, bdir: BackfillDir, launch: Launch, ks: li
     multiprocessing.set_forkserver_preload(["harmony.migration.ranks"])
 
     staged = workers > 0 and callable(getattr(embed_fn, "stages", None))  # read in DataLoader workers
-    module = ShardModule(embed_fn, launch.accelerator, staged)
-    data = ShardData(str(store.path), bdir.target, store.dim, tuple(ks), batch_size, workers if staged else 0)
-    # read here: ranks forked from a forkserver started earlier see that server's environment
-    writer = ShardWriterCallback(str(store.path), bdir.target, store.dim, os.environ.get(KILL_HOOK, ""))
+    module = ShardModule(embed_fn, launch.accelerator, staged, os.getpid())
+    # the hook is read here: ranks forked from a forkserver started earlier see that server's environment
+    data = ShardData(str(store.path), bdir.target, store.dim, tuple(ks), batch_size, workers if staged else 0,
+                     os.environ.get(KILL_HOOK, ""))
+    writer = ShardWriterCallback()
     trainer = L.Trainer(accelerator=launch.accelerator, devices=devices, num_nodes=launch.num_nodes,
                         strategy=DDPStrategy(start_method="forkserver",
                                              process_group_backend="gloo" if launch.accelerator == "cpu" else None),

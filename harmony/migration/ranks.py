@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -19,7 +20,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
 from harmony.gallery.store import GalleryStore
-from harmony.migration.backfill import _as_is, embed_stages, reader_init
+from harmony.migration.backfill import _as_is, embed_stages, reader_init, watch_parent
 from harmony.migration.checkpoint import BackfillDir
 from harmony.migration.distributed import ShardBatch, ShardItems, ShardWriter, shard_batches
 
@@ -28,12 +29,13 @@ class ShardModule(L.LightningModule):
     """Embeds a rank's batches: ``embed_fn(sources)``, or (``staged``) the encode half of the
     batches its DataLoader workers read."""
 
-    def __init__(self, embed_fn: Any, accelerator: str, staged: bool):
+    def __init__(self, embed_fn: Any, accelerator: str, staged: bool, parent: int):
         super().__init__()
-        self.embed_fn, self.accelerator, self.staged = embed_fn, accelerator, staged
+        self.embed_fn, self.accelerator, self.staged, self.parent = embed_fn, accelerator, staged, parent
         self.encode: Any = None
 
     def setup(self, stage: str) -> None:
+        watch_parent(self.parent)  # a killed backfill takes its ranks with it
         if self.accelerator == "cpu":  # the ranks share this machine's cores
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.trainer.num_devices)))
         elif hasattr(self.embed_fn, "device"):  # one GPU per rank: this rank's
@@ -54,35 +56,39 @@ class ShardModule(L.LightningModule):
 class ShardData(L.LightningDataModule):
     """Rank r of w takes shards ``ks[r::w]``; its DataLoader yields only their unfinished batches."""
 
-    def __init__(self, gallery: str, target: str, dim: int, ks: tuple[int, ...], batch_size: int, workers: int):
+    def __init__(self, gallery: str, target: str, dim: int, ks: tuple[int, ...], batch_size: int, workers: int,
+                 kill_hook: str = ""):
         super().__init__()
         self.gallery, self.target, self.dim, self.ks = gallery, target, dim, ks
-        self.batch_size, self.workers = batch_size, workers
+        self.batch_size, self.workers, self.kill_hook = batch_size, workers, kill_hook
+        self.writer: ShardWriter | None = None
 
     def predict_dataloader(self) -> DataLoader:
         rank, world = self.trainer.global_rank, self.trainer.world_size
         store = GalleryStore.open(self.gallery, use_gpu=False)
         bdir = BackfillDir(store.path, self.target)
+        self.writer = ShardWriter(bdir, self.dim, rank, self.kill_hook)  # claims (locks) this rank's shards
         items = shard_batches(store, bdir, bdir.read_shards(bdir.read_cursor()), self.ks[rank::world],
-                              self.batch_size, self.dim)
+                              self.batch_size, self.writer)
         reader = embed_stages(self.trainer.lightning_module.embed_fn)[0] if self.workers else None
         return DataLoader(ShardItems(tuple(items), reader), batch_size=None, collate_fn=_as_is,
-                          num_workers=self.workers, worker_init_fn=reader_init if self.workers else None,
+                          num_workers=self.workers,
+                          worker_init_fn=partial(reader_init, os.getpid()) if self.workers else None,
                           multiprocessing_context="forkserver" if self.workers else None)
+
+    def teardown(self, stage: str) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 class ShardWriterCallback(BasePredictionWriter):
-    """Commits every predicted batch under its shard's cursor, as soon as it is embedded."""
+    """Commits every predicted batch under its shard's cursor (``ShardData.writer``), as soon as
+    it is embedded."""
 
-    def __init__(self, gallery: str, target: str, dim: int, kill_hook: str = ""):
+    def __init__(self) -> None:
         super().__init__(write_interval="batch")
-        self.gallery, self.target, self.dim, self.kill_hook = gallery, target, dim, kill_hook
-        self.writer: ShardWriter | None = None
 
     def write_on_batch_end(self, trainer: Any, pl_module: Any, prediction: Any, batch_indices: Any,
                            batch: ShardBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        if self.writer is None:
-            self.writer = ShardWriter(BackfillDir(self.gallery, self.target), self.dim, trainer.global_rank,
-                                      self.kill_hook)
         vecs, ok = prediction
-        self.writer.commit(batch, vecs, ok)
+        trainer.datamodule.writer.commit(batch, vecs, ok)
