@@ -10,6 +10,11 @@ installs it in the gallery: state "ready". Making it the active index is swap.py
 
 Items whose source cannot be read (``ok=False`` from embed_fn) are recorded and listed; they keep
 their old vector. Re-running a finished backfill retries exactly those.
+
+In one process three stages overlap (``_drain``): reader workers decode the next batches (when
+embed_fn offers ``stages()``, as FileEmbedder does), this thread encodes, a committer thread
+writes the previous batch (the cursor only ever counts durable segments). With ``launch`` the
+pending items are split into shards embedded by Lightning ranks first (distributed.py).
 """
 
 from __future__ import annotations
