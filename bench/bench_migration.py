@@ -23,6 +23,12 @@ in the registry, then `harmony.migration` does what the CLI does:
 - naive reference: read + embed every source with v2, build a fresh index, write it; no
   checkpoints, no resume, queries wait for all of it.
 
+Throughput side by side (``throughput``): on the same gallery and machine, interleaved, REPEATS
+times each, medians compared: the naive reference, harmony's backfill as it runs by default
+(reader workers decoding ahead of the encoder, commits on a background thread) and the same
+backfill reading in the main thread (``--workers 0``). The ratio is naive time / backfill time
+(>= 1: the checkpointed backfill is at least as fast as re-embedding without any checkpoint).
+
 Run: python bench/bench_migration.py [--full]; writes bench/results/migration.json.
 """
 
@@ -45,6 +51,7 @@ DIM = 128
 WIDTHS = [16, 32, 64, 64]
 FAR = 0.1
 BATCH = 256
+REPEATS = 3
 
 
 def _model(seed: int):
@@ -111,6 +118,57 @@ def _first_query(reg, gallery: str, query: Path) -> tuple[float, str, str]:
     return time.perf_counter() - t, r.query_version, r.mode
 
 
+def _naive(reg, sources: list[str], tmp: Path) -> float:
+    """Read + embed every source with v2i, build a fresh flat index, write it: no checkpoint."""
+    from harmony.gallery import index as fx
+    from harmony.models.pipeline import FileEmbedder
+
+    t0 = time.perf_counter()
+    vecs, ok = FileEmbedder(reg, "v2i", batch_size=BATCH)(sources)
+    index = fx.make_index(DIM, "flat")
+    fx.add(index, np.flatnonzero(ok).astype(np.int64), vecs)
+    fx.save_index(index, tmp / "naive.faiss")
+    return time.perf_counter() - t0
+
+
+def _backfill(reg, tmp: Path, name: str, workers: int | None) -> float:
+    """One full backfill of a fresh copy of the gallery to v2i (the library call the CLI makes)."""
+    from harmony.gallery.catalog import open_gallery
+    from harmony.migration.backfill import run_backfill
+    from harmony.models.pipeline import FileEmbedder
+    from harmony.registry import Registry
+
+    root = _copy_registry(reg.root, tmp / f"registry-{name}")
+    try:
+        rr = Registry.open(root)
+        _, store = open_gallery(rr, "prod")
+        r = run_backfill(store, "v2i", FileEmbedder(rr, "v2i", batch_size=BATCH), batch_size=BATCH, workers=workers)
+        assert r.complete and r.n_embedded == len(store.items())
+        return r.total_s
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def throughput(reg, tmp: Path, n: int, repeats: int = REPEATS) -> dict:
+    """Naive vs backfill (default workers) vs backfill --workers 0, interleaved, ``repeats`` each."""
+    import statistics
+
+    from harmony.gallery.catalog import open_gallery
+    from harmony.migration.backfill import default_workers
+
+    _, store = open_gallery(reg, "prod")
+    sources = [str(s) for s in store.items().sources]
+    runs: dict[str, list[float]] = {"naive": [], "backfill": [], "backfill_workers_0": []}
+    for r in range(repeats):
+        runs["naive"].append(_naive(reg, sources, tmp))
+        runs["backfill"].append(_backfill(reg, tmp, f"b{r}", None))
+        runs["backfill_workers_0"].append(_backfill(reg, tmp, f"s{r}", 0))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return {"repeats": repeats, "workers": default_workers(), "seconds": runs, "median_s": med,
+            "items_per_s": {k: n / v for k, v in med.items()},
+            "speed_vs_naive": {k: med["naive"] / v for k, v in med.items() if k != "naive"}}
+
+
 def bench(n_identities: int, per_identity: int) -> dict:
     from harmony.gallery import index as fx
     from harmony.models.pipeline import FileEmbedder
@@ -125,7 +183,7 @@ def bench(n_identities: int, per_identity: int) -> dict:
         t = time.perf_counter()
         n = _write_faces(faces, n_identities, per_identity)
         render_s = time.perf_counter() - t
-        query = next(faces.iterdir()) / "000.png"
+        query = sorted(next(faces.iterdir()).iterdir())[0]  # the first image of one identity
         reg = Registry.open(tmp / "registry")
         v1 = _model(1)
         _register(reg, "v1", v1, tmp)
@@ -169,7 +227,9 @@ def bench(n_identities: int, per_identity: int) -> dict:
         naive_q = time.perf_counter()
         fx.search(index, vecs[:1], 5)
         naive_s += time.perf_counter() - naive_q
+        tp = throughput(reg, tmp, n)
         result = {
+            "throughput": tp,
             "n_items": n, "n_identities": n_identities, "image_size": SIZE, "dim": DIM, "widths": WIDTHS,
             "batch_size": BATCH, "gallery_far": FAR, "render_s": render_s, "verdicts": verdicts,
             "build": {"seconds": build.total_s, "embed_s": build.embed_s, "index_s": build.index_s,
@@ -189,6 +249,8 @@ def bench(n_identities: int, per_identity: int) -> dict:
             "incompatible_over_compatible_time_to_v2": incompat_to_v2 / compat_to_v2,
             "naive_over_compatible_time_to_v2": naive_s / compat_to_v2,
             "backfill_over_naive_time": b.total_s / naive_s,
+            "backfill_speed_vs_naive_median": tp["speed_vs_naive"]["backfill"],
+            "backfill_workers_0_speed_vs_naive_median": tp["speed_vs_naive"]["backfill_workers_0"],
         }
         return result
     finally:
@@ -201,9 +263,11 @@ def run(quick: bool = True) -> dict:
     import torch
 
     n_ids, per = (125, 8) if quick else (1250, 8)
+    load = os.getloadavg()[0]  # the machine may be shared: say how busy it was
     r = bench(n_ids, per)
     result = {"benchmark": "migration", "quick": quick, "cpu_count": os.cpu_count(),
-              "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(), **r}
+              "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
+              "load_avg_1min_before": load, "load_avg_1min_after": os.getloadavg()[0], **r}
     result["rows"] = _rows(r)
     result["summary"] = _summary(r)
     atomic_write_text(RESULTS, json.dumps(result, indent=1) + "\n")
@@ -212,8 +276,11 @@ def run(quick: bool = True) -> dict:
 
 
 def _rows(r: dict) -> list[dict]:
-    b, n = r["backfill"], r["n_items"]
-    return [
+    b, n, tp = r["backfill"], r["n_items"], r["throughput"]
+    side = [{"what": f"throughput, median of {tp['repeats']}: {k}", "items": n, "seconds": tp["median_s"][k],
+             "items_per_s": tp["items_per_s"][k], "speed_vs_naive": tp["speed_vs_naive"].get(k, 1.0)}
+            for k in ("naive", "backfill", "backfill_workers_0")]
+    return side + [
         {"what": "build v1 gallery (embed + index)", "items": n, "seconds": r["build"]["seconds"],
          "items_per_s": r["build"]["items_per_s"]},
         {"what": "backfill to v2c (harmony, checkpointed)", "items": n, "seconds": b["seconds"],
@@ -230,8 +297,12 @@ def _rows(r: dict) -> list[dict]:
 
 
 def _summary(r: dict) -> str:
-    b, ra = r["backfill"], r["ratios"]
-    return (f"{r['n_items']:,} synthetic faces, small CNN 128-D at {r['image_size']} px (untrained weights): backfill "
+    b, ra, tp = r["backfill"], r["ratios"], r["throughput"]
+    sp = tp["speed_vs_naive"]
+    return (f"Side by side (median of {tp['repeats']}, same gallery): backfill {tp['items_per_s']['backfill']:,.0f} "
+            f"items/s with {tp['workers']} reader worker(s) = {sp['backfill']:.2f}x the naive re-embed-and-rebuild "
+            f"({tp['items_per_s']['naive']:,.0f} items/s); reading in the main thread {sp['backfill_workers_0']:.2f}x. "
+            f"{r['n_items']:,} synthetic faces, small CNN 128-D at {r['image_size']} px (untrained weights): backfill "
             f"{b['items_per_s']:,.0f} items/s (read {b['read_share']:.0%}, encode {b['encode_share']:.0%}, index "
             f"{b['index_share']:.0%}, checkpoint writes {b['write_share']:.0%}), {ra['backfill_over_naive_time']:.2f}x "
             f"the naive re-embed-and-rebuild time. Queries on v2: compatible target after "

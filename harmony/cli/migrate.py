@@ -91,6 +91,15 @@ def gallery_cmd(
     via: Annotated[Optional[str], typer.Option("--via", help="Convert the stored vectors through this transform "
                                                "(`harmony train transform`) instead of re-embedding: no image is "
                                                "read, for galleries whose photos are gone.")] = None,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", min=0, help="Processes that read and decode images ahead of the encoder (default: half "
+        "the CPUs, at most 4; 0: read in the main process).", show_default=False)] = None,
+    devices: Annotated[int, typer.Option(
+        "--devices", min=1, help="Embed over N processes (GPUs with --device cuda or when one is present, else "
+        "CPU processes): the pending items are split into N shards, each committed on its own; a killed "
+        "process resumes only its shard.")] = 1,
+    num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Nodes for --devices (1 for now: the "
+                                           "ranks run on this machine).")] = 1,
     device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
@@ -106,6 +115,7 @@ def gallery_cmd(
     later run without --via (before the swap) re-embeds the items whose sources still exist.
 
     Example: harmony migrate gallery --gallery prod --to v2 --order uncertainty --swap
+    Example: harmony migrate gallery --gallery prod --to v2 --devices 2
     Example: harmony migrate gallery --gallery prod --to v2 --via v1-to-v2
     """
     from harmony.cli.progress import rich_progress
@@ -122,6 +132,17 @@ def gallery_cmd(
         if not swap:
             raise InvalidInput("--max-flip-rate gates the swap, and --swap is not given",
                                hint="add --swap, or pass --max-flip-rate to `harmony migrate swap` later")
+    launch = None
+    if devices > 1 or num_nodes > 1:
+        from harmony.migration.distributed import check_launch
+
+        if via is not None:
+            raise InvalidInput("--devices/--num-nodes do not apply to --via: a conversion reads no image",
+                               hint="drop --devices")
+        if max_batches is not None:
+            raise InvalidInput("--max-batches does not apply to --devices: each process runs its shard to the end",
+                               hint="drop --max-batches, or use --devices 1")
+        launch = check_launch(devices, num_nodes, device)
     reg = open_registry(registry)
     if via is not None:
         from harmony.errors import InvalidInput
@@ -147,7 +168,8 @@ def gallery_cmd(
         console.print(_plan_panel(plan, batch_size, swap))
     with rich_progress(enabled=not (quiet or as_json)) as progress:
         out = run_migration(reg, plan, batch_size=batch_size, allow_missing=allow_missing, eval_data=eval_data,
-                            progress=progress, stop_after=max_batches, device=device)
+                            progress=progress, stop_after=max_batches, device=device, workers=workers,
+                            launch=launch)
     m, b = out.migration, out.backfill
     if not as_json:
         _print_repairs(out.fixed)

@@ -21,6 +21,7 @@ import numpy as np
 from harmony.errors import Busy
 from harmony.gallery.catalog import open_gallery
 from harmony.migration.backfill import BackfillResult, BackfillTick, run_backfill
+from harmony.migration.distributed import Launch
 from harmony.migration.lifecycle import SwapOutcome, swap_gallery
 from harmony.migration.plan import MigrationPlan
 from harmony.migration.report import MAX_ITEMS, migration_report
@@ -90,10 +91,13 @@ def run_migration(reg: Registry, plan: MigrationPlan, *, batch_size: int = 256, 
                   allow_missing: bool = False, eval_data: Path | str | None = None,
                   progress: ProgressFn | None = None,
                   stop_after: int | None = None, device: str | None = None, mirror_every_s: float = 1.0,
-                  max_report_items: int = MAX_ITEMS) -> MigrationOutcome:
+                  max_report_items: int = MAX_ITEMS, workers: int | None = None,
+                  launch: Launch | None = None) -> MigrationOutcome:
     """Carry out (or resume) ``plan``. ``stop_after`` returns after that many batches of this run,
-    as an interruption would (state stays backfilling). Raises DiskFull, Busy, ... with the last
-    committed batch intact; the same call then resumes."""
+    as an interruption would (state stays backfilling). ``workers``: reader processes of the
+    backfill (default: half the CPUs); ``launch``: embed over several processes (distributed.py;
+    the ranks never open this registry). Raises DiskFull, Busy, RankFailed ... with the last
+    committed batch intact and the registry row as it was; the same call then resumes."""
     reg.require_writable()  # before any image is read: a read-only or full registry cannot commit a batch
     fixed = tuple(reconcile(reg, plan.gallery))
     _, store = open_gallery(reg, plan.gallery)
@@ -108,7 +112,7 @@ def run_migration(reg: Registry, plan: MigrationPlan, *, batch_size: int = 256, 
     embedder = FileEmbedder(reg, plan.target, batch_size=batch_size, device=device)
     mirror = _Mirror(reg, mig.id, mirror_every_s)
     result = run_backfill(store, plan.target, embedder, batch_size=batch_size, progress=progress,
-                          stop_after=stop_after, on_batch=mirror, order=plan.order)
+                          stop_after=stop_after, on_batch=mirror, order=plan.order, workers=workers, launch=launch)
     if not result.complete:
         mirror.push()
         return MigrationOutcome(plan, reg.get_migration(mig.id), result, None, None, fixed)

@@ -257,6 +257,21 @@ def check_dim(version: "Version", dim: int, gallery: str) -> None:
                  f"`harmony gallery build --version {version.name}`")
 
 
+@dataclass(frozen=True)
+class ChunkReader:
+    """The read half of :class:`FileEmbedder` (read, align, resize, colour), picklable so that a
+    DataLoader worker can run it while the parent encodes the previous batch. Returns the decoded
+    chunk and the seconds it took (the worker's clock, for the report's read time)."""
+
+    size: int
+    pipeline: InputPipeline
+
+    def __call__(self, paths: Sequence[str]) -> tuple[DecodedImages, float]:
+        t = time.perf_counter()
+        d = load_chunk(FileSource(tuple(str(p) for p in paths)), 0, len(paths), self.size, self.pipeline)
+        return d, time.perf_counter() - t
+
+
 @dataclass
 class FileEmbedder:
     """A registered version as an embedder of image files: the backfill's
@@ -304,6 +319,29 @@ class FileEmbedder:
         for u in out.unusable:  # commands list the paths; the reason goes to the log (stderr)
             log.warning("skipped: %s", u.reason)
         return out
+
+    def stages(self) -> tuple[ChunkReader, Any]:
+        """The pipeline split in two for overlapping them (the backfill's reader workers):
+        ``reader(paths) -> (decoded, read_s)`` and ``encode(that) -> (vectors, ok)``; together the
+        same vectors as calling the embedder on ``paths`` as one chunk."""
+        enc, pipe = self.encoder, self.pipeline
+        return ChunkReader(int(pipe.image_size or enc.image_size), pipe), self.encode_read
+
+    def encode_read(self, read: tuple[DecodedImages, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The encode half of :meth:`stages`: ``read`` is what the reader returned."""
+        d, read_s = read
+        dim = self.dim
+        t = time.perf_counter()
+        vecs = np.asarray(self.encoder.encode(d.images), dtype=np.float32) if len(d.images) \
+            else np.zeros((0, dim), np.float32)
+        if vecs.shape != (len(d.images), dim):
+            raise InvalidInput(f"encoder returned {vecs.shape} for {len(d.images)} images, expected (n, {dim})",
+                               hint="check the version's registered dim")
+        self.encode_s += time.perf_counter() - t
+        self.read_s += read_s
+        for u in d.unusable:
+            log.warning("skipped: %s", u.reason)
+        return vecs, np.asarray(d.ok, bool)
 
     def __call__(self, sources: Sequence[str], *, progress: ProgressFn | None = None,
                  task: str | None = None) -> tuple[np.ndarray, np.ndarray]:
