@@ -137,16 +137,27 @@ def _codec_bytes() -> list[dict]:
              "source": "measured (bench/results/search.json)"} for c, r in sorted(best.items())]
 
 
-def _scaling(name: str, key_1: str, key_2: str) -> dict | None:
-    """1-process and 2-process throughput of another bench, and the parallel efficiency."""
-    res = _read(name)
-    if not res:
+def _efficiency(name: str, rate_1: float | None, rate_2: float | None) -> dict | None:
+    """Parallel efficiency of 2 processes: rate with 2 / (2 x rate with 1), each process one device."""
+    if not rate_1 or not rate_2:
         return None
-    one, two = res.get(key_1), res.get(key_2)
-    if not one or not two:
-        return None
-    return {"one_process": one, "two_processes": two, "efficiency": two / (2 * one),
+    return {"one_process": rate_1, "two_processes": rate_2, "efficiency": rate_2 / (2 * rate_1),
             "source": f"measured (bench/results/{name}.json)"}
+
+
+def _ddp_scaling() -> dict | None:
+    """bench_ddp: one step of the same global batch by 1 single-thread process and by 2 (1 thread each)."""
+    rows = (_read("ddp") or {}).get("rows", [])
+    step = {(r["processes"], r["threads_per_process"]): r["median_step_s"] for r in rows}
+    one, two = step.get((1, 1)), step.get((2, 1))
+    return _efficiency("ddp", 1 / one if one else None, 1 / two if two else None)
+
+
+def _backfill_scaling() -> dict | None:
+    """bench_backfill_scale: the same gallery backfilled by 1 and by 2 processes (items/s)."""
+    rows = (_read("backfill_scale") or {}).get("rows", [])
+    rate = {r["what"]: r["items_per_s"] for r in rows if "items_per_s" in r}
+    return _efficiency("backfill_scale", rate.get("backfill, 1 process(es)"), rate.get("backfill, 2 process(es)"))
 
 
 def plan(networks: list[dict], codecs: list[dict], ddp: dict | None, backfill: dict | None) -> dict:
@@ -244,8 +255,8 @@ def run(quick: bool = True) -> dict:
 
     networks = measure_networks(quick)
     codecs = _codec_bytes()
-    ddp = _scaling("ddp", "one_process_images_per_s", "two_processes_images_per_s")
-    backfill = _scaling("backfill_scale", "one_process_items_per_s", "two_processes_items_per_s")
+    ddp = _ddp_scaling()
+    backfill = _backfill_scaling()
     machine = {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
