@@ -169,22 +169,16 @@ def plan(networks: list[dict], codecs: list[dict], ddp: dict | None, backfill: d
     eff_ddp = ddp["efficiency"] if ddp else 1.0
     for r in networks:
         rate = max(r["fp32_images_per_s"], r["bf16_images_per_s"])
-        prec = "bf16" if r["bf16_images_per_s"] >= r["fp32_images_per_s"] else "fp32"
-        unit = "GPU" if r["device"] == "cuda" else "CPU process"
-        if r["what"].startswith("embedding"):
-            hours = GALLERY_FACES / rate / 3600
-            row = {"network": r["what"].removeprefix("embedding "), "device": unit, "precision": prec,
-                   "images_per_s": rate, "device_hours": hours}
-            for n in DEVICE_COUNTS:
-                row[f"wall_hours_{n}"] = hours / (n * eff_backfill)
-            out["migration"].append(row)
-        else:
-            hours = TRAIN_IMAGES_SEEN / rate / 3600
-            row = {"network": r["what"].removeprefix("training "), "device": unit, "precision": prec,
-                   "images_per_s": rate, "device_hours": hours}
-            for n in DEVICE_COUNTS:
-                row[f"wall_hours_{n}"] = hours / (n * eff_ddp)
-            out["training"].append(row)
+        embedding = r["what"].startswith("embedding")
+        work, eff, table = ((GALLERY_FACES, eff_backfill, "migration") if embedding
+                            else (TRAIN_IMAGES_SEEN, eff_ddp, "training"))
+        hours = work / rate / 3600
+        row = {"network": r["what"].split(" ", 1)[1], "device": "GPU" if r["device"] == "cuda" else "CPU process",
+               "precision": "bf16" if r["bf16_images_per_s"] >= r["fp32_images_per_s"] else "fp32",
+               "images_per_s": rate, "device_hours": hours}
+        for n in DEVICE_COUNTS:
+            row[f"wall_hours_{n}"] = hours / (n * eff)
+        out[table].append(row)
     for c in codecs:
         gb = GALLERY_FACES * c["bytes_per_face"] / 1e9
         row = {"codec": c["codec"], "bytes_per_face": c["bytes_per_face"], "gallery_gb": gb,
