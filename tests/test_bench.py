@@ -86,3 +86,23 @@ def test_backfill_order_summary_means_areas_over_seeds_and_counts_uncertainty_wi
     assert abs(by["uncertainty"]["auc_top1"] - 0.6) < 1e-12 and abs(by["uncertainty"]["auc_top1_std"] - 0.1) < 1e-12
     assert abs(by["uncertainty - random"]["auc_top1"]) < 1e-12 and by["uncertainty - random"]["uncertainty_wins_top1"] == "1/2"
     assert by["random"]["seeds"] == 2 and by["sequential"]["auc_val@1e-3"] == 0.25
+
+
+def test_capacity_plan_is_computed_from_the_measured_rates(tmp_path, monkeypatch):
+    import bench.bench_capacity as bc
+
+    nets = [{"what": "embedding net-a", "device": "cpu", "fp32_images_per_s": 1000.0, "bf16_images_per_s": 2000.0},
+            {"what": "training net-a", "device": "cpu", "fp32_images_per_s": 500.0, "bf16_images_per_s": 250.0}]
+    codecs = [{"codec": "flat", "bytes_per_face": 500.0}, {"codec": "sq8", "bytes_per_face": 150.0}]
+    p = bc.plan(nets, codecs, None, None)
+    mig, tr = p["migration"][0], p["training"][0]
+    assert mig["precision"] == "bf16" and abs(mig["device_hours"] - 1e8 / 2000 / 3600) < 1e-9
+    assert abs(mig["wall_hours_8"] - mig["device_hours"] / 8) < 1e-9
+    assert tr["precision"] == "fp32" and abs(tr["device_hours"] - bc.TRAIN_IMAGES_SEEN / 500 / 3600) < 1e-9
+    flat = p["index"][0]
+    assert flat["gallery_gb"] == 50.0 and flat["shards_24 GB card"] == 3 and p["index"][1]["shards_24 GB card"] == 1
+    doc = tmp_path / "scale.md"
+    doc.write_text(f"intro\n{bc.BEGIN}\nold table\n{bc.END}\noutro\n")
+    monkeypatch.setattr(bc, "DOC", doc)
+    assert bc.write_doc("new table")
+    assert doc.read_text() == f"intro\n{bc.BEGIN}\nnew table\n{bc.END}\noutro\n"
