@@ -175,7 +175,7 @@ def _coordinating(launch: Any) -> Iterator[None]:
     if launch is None or not launch.multinode:
         yield
         return
-    from harmony.migration.distributed import clear_handoff, write_handoff
+    from harmony.migration.distributed import clear_handoff, handed_off, write_handoff
 
     clear_handoff(launch)
     error = ""
@@ -185,7 +185,7 @@ def _coordinating(launch: Any) -> Iterator[None]:
         error = getattr(e, "message", "") or str(e) or type(e).__name__
         raise
     finally:
-        if not launch.handoff.exists():
+        if not handed_off(launch):
             write_handoff(launch, None, None, None, None, 0, 0, error=error)
 
 

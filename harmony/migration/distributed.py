@@ -15,6 +15,16 @@ registry and the backfill lock; the ranks never open the registry: they read the
 table from its folder and get the encoder by path (:class:`VersionFiles`, a picklable stand-in for
 the registry that knows one version's record and verified artifact), so torch, TorchScript, ONNX
 and dlib versions load in each rank as ``FileEmbedder`` loads them in one process.
+Across nodes (``--num-nodes M``, as torchrun/SLURM users start jobs): the same command runs once
+per node, the node's rank from NODE_RANK (or SLURM_NODEID), the rendezvous from MASTER_ADDR and
+MASTER_PORT, gallery and registry on a file system every node sees. Node 0, the only one that opens
+the registry, plans, fixes M x N shards, writes ``<registry>/handoffs/<gallery>.json`` (the run id,
+the gallery folder, the target's record and verified artifact path, the launch, the split), then
+launches its N ranks (global 0..N-1) and, once the shard cursors on the shared folder say every
+shard is done, merges and finishes as one node does. Node k waits (bounded: HARMONY_BACKFILL_WAIT_S)
+for the hand-off of its run and launches global ranks kN..kN+N-1; Lightning's DDP (num_nodes=M)
+forms the process group, and no other communication is needed. Every rank lists all shards and
+takes ``k % world == rank``, so a resumed run gives each rank the same shards on every node.
 A rank that dies makes the run fail with :class:`RankFailed`; what the ranks committed stays, and
 the same command resumes. ``HARMONY_BACKFILL_KILL_RANK=r:n`` (tests; read by the parent when it
 launches) makes rank r SIGKILL itself after its n-th commit, with one more batch embedded and not
@@ -383,8 +393,14 @@ def embed_shards(store: GalleryStore, bdir: BackfillDir, cursor: Cursor, embed_f
         files = rank_embedder(embed_fn)
         write_handoff(launch, store, bdir, cursor, files if ks else None, batch_size, workers)
         if ks:  # every node lists all shards, so that rank r takes the same ones on every node
-            run_lightning(store, bdir, launch, list(range(cursor.n_shards)), files, batch_size,
-                          workers if launch.accelerator == "gpu" else 0)
+            try:
+                run_lightning(store, bdir, launch, list(range(cursor.n_shards)), files, batch_size,
+                              workers if launch.accelerator == "gpu" else 0)
+            except RankFailed as e:
+                left = ", ".join(map(str, unfinished(bdir, cursor, shards))) or "none"
+                raise RankFailed(f"{e.message}; shard(s) unfinished: {left}", hint="the batches committed so far "
+                                 "are kept: re-run the same command on every node to finish only those") from None
+            clear_handoff(launch)  # every node read it before its ranks could join: a later launch must not
             wait_shards(bdir, cursor, shards)
     elif ks and launch is not None and launch.world > 1 and len(ks) > 1:
         run_lightning(store, bdir, launch, ks, rank_embedder(embed_fn), batch_size,
@@ -444,6 +460,14 @@ def _version_of(d: dict[str, Any]) -> Any:
     return Version(**{**d, "created": datetime.fromisoformat(d["created"]) if d.get("created") else None})
 
 
+_HANDED: set[str] = set()  # runs this process (node 0) handed off
+
+
+def handed_off(launch: Launch) -> bool:
+    """Whether this process already wrote the hand-off of ``launch``'s run."""
+    return launch.run in _HANDED
+
+
 def clear_handoff(launch: Launch) -> None:
     """Node 0 at its start: the previous launch's hand-off goes (a node k of this one must not take it)."""
     if launch.handoff is not None:
@@ -472,6 +496,7 @@ def write_handoff(launch: Launch, store: GalleryStore | None, bdir: BackfillDir 
                        "workers": workers}
     launch.handoff.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(launch.handoff, doc)
+    _HANDED.add(launch.run)
 
 
 def take_handoff(launch: Launch, timeout_s: float | None = None, every_s: float = 0.2) -> dict[str, Any]:
