@@ -121,8 +121,8 @@ def gallery_cmd(
 
     Example: harmony migrate gallery --gallery prod --to v2 --order uncertainty --swap
     Example: harmony migrate gallery --gallery prod --to v2 --devices 2
-    Example (2 nodes x 4 GPUs, on each node): NODE_RANK=<0|1> MASTER_ADDR=node0 MASTER_PORT=29500
-    harmony migrate gallery --gallery prod --to v2 --devices 4 --num-nodes 2 --registry /shared/registry
+    Example: NODE_RANK=0 MASTER_ADDR=node0 MASTER_PORT=29500 harmony migrate gallery -g prod --to v2 --num-nodes 2
+    (2 nodes: the same command on node 1 with NODE_RANK=1; add --devices N for N GPUs per node)
     Example: harmony migrate gallery --gallery prod --to v2 --via v1-to-v2
     """
     from harmony.errors import InvalidInput
@@ -181,7 +181,7 @@ def _coordinating(launch: Any) -> Iterator[None]:
     error = ""
     try:
         yield
-    except Exception as e:
+    except BaseException as e:  # Ctrl-C too: the other nodes must not take it for "nothing to do"
         error = getattr(e, "message", "") or str(e) or type(e).__name__
         raise
     finally:
