@@ -438,6 +438,9 @@ def wait_shards(bdir: BackfillDir, cursor: Cursor, shards: Shards, every_s: floa
         if not left:
             return
         if not any(_busy(bdir, k) for k in left):
+            left = unfinished(bdir, cursor, shards)  # a rank commits its cursor before it lets go of the lock
+            if not left:
+                return
             raise RankFailed(f"shard(s) {', '.join(map(str, left))} of the backfill to {bdir.target} are unfinished: "
                              "the node(s) running them stopped", hint="the batches committed so far are kept: re-run "
                              "the same command on every node (NODE_RANK=0 too) to finish only those shards")
