@@ -4,13 +4,15 @@ Thin commands over harmony.migration (plan, run, lifecycle, report); rendering i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from harmony.cli.common import (DeviceOpt, JsonOpt, QuietOpt, RegistryOpt, console, echo_json, err_console,
-                                handle_errors, open_registry, plain, print_first, table)
+                                handle_errors, open_registry, plain, print_first, registry_root, table)
 
 app = typer.Typer(help="Migrate galleries between embedding versions: plan, resumable backfill, report, "
                   "swap, rollback, gc.\n\nExample: harmony migrate gallery --gallery prod --to v2 --swap",
@@ -98,8 +100,11 @@ def gallery_cmd(
         "--devices", min=1, help="Embed over N processes (GPUs with --device cuda or when one is present, else "
         "CPU processes): the pending items are split into N shards, each committed on its own; a killed "
         "process resumes only its shard.")] = 1,
-    num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Nodes for --devices (1 for now: the "
-                                           "ranks run on this machine).")] = 1,
+    num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Nodes, each running --devices "
+                                           "processes: start the same command once per node with NODE_RANK "
+                                           "(or SLURM_NODEID), MASTER_ADDR and MASTER_PORT set, the gallery and "
+                                           "registry on a shared file system. Node 0 plans, owns the registry "
+                                           "and finishes; the others only embed their shards.")] = 1,
     device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
@@ -116,16 +121,12 @@ def gallery_cmd(
 
     Example: harmony migrate gallery --gallery prod --to v2 --order uncertainty --swap
     Example: harmony migrate gallery --gallery prod --to v2 --devices 2
+    Example: NODE_RANK=0 MASTER_ADDR=node0 MASTER_PORT=29500 harmony migrate gallery -g prod --to v2 --num-nodes 2
+    (2 nodes: the same command on node 1 with NODE_RANK=1; add --devices N for N GPUs per node)
     Example: harmony migrate gallery --gallery prod --to v2 --via v1-to-v2
     """
-    from harmony.cli.progress import rich_progress
-    from harmony.cli.render_migration import report_renderables
-    from harmony.migration.lifecycle import swap_gallery
-    from harmony.migration.plan import plan_migration
-    from harmony.migration.run import run_migration
     from harmony.errors import InvalidInput
     from harmony.metrics.flips import check_rate
-    from harmony.migration.states import READY
 
     if max_flip_rate is not None:
         check_rate(max_flip_rate, "--max-flip-rate")
@@ -142,7 +143,64 @@ def gallery_cmd(
         if max_batches is not None:
             raise InvalidInput("--max-batches does not apply to --devices: each process runs its shard to the end",
                                hint="drop --max-batches, or use --devices 1")
-        launch = check_launch(devices, num_nodes, device)
+        launch = check_launch(devices, num_nodes, device, registry_root(registry), gallery)
+        if launch.multinode and launch.node_rank > 0:  # never opens the registry: node 0 hands it the work
+            _other_node(launch, dry_run=dry_run, as_json=as_json)
+            return
+    with _coordinating(launch):
+        _gallery(gallery, to, dry_run=dry_run, swap=swap, allow_missing=allow_missing, max_flip_rate=max_flip_rate,
+                 batch_size=batch_size, order=order, seed=seed, max_batches=max_batches, eval_data=eval_data, via=via,
+                 workers=workers, device=device, registry=registry, as_json=as_json, quiet=quiet, launch=launch)
+
+
+def _other_node(launch: Any, *, dry_run: bool, as_json: bool) -> None:
+    """`migrate gallery --num-nodes M` on node k > 0: embed the shards node 0 hands this node."""
+    from harmony.migration.distributed import run_node
+
+    if dry_run:  # the plan is node 0's to show
+        return
+    n = run_node(launch)
+    if as_json:
+        echo_json({"node_rank": launch.node_rank, "shards": n})
+    else:
+        console.print(f"node {launch.node_rank}: its shards of the backfill are done ({n} in all; node 0 merges "
+                      "and finishes)" if n else f"node {launch.node_rank}: node 0 needed no other node",
+                      highlight=False)
+
+
+@contextmanager
+def _coordinating(launch: Any) -> Iterator[None]:
+    """Node 0 of a backfill across nodes: the previous hand-off goes first; if this run ends
+    without one (nothing to split, or a refusal), the other nodes are told so and stop waiting."""
+    if launch is None or not launch.multinode:
+        yield
+        return
+    from harmony.migration.distributed import clear_handoff, handed_off, write_handoff
+
+    clear_handoff(launch)
+    error = ""
+    try:
+        yield
+    except BaseException as e:  # Ctrl-C too: the other nodes must not take it for "nothing to do"
+        error = getattr(e, "message", "") or str(e) or type(e).__name__
+        raise
+    finally:
+        if not handed_off(launch):
+            write_handoff(launch, None, None, None, None, 0, 0, error=error)
+
+
+def _gallery(gallery: str, to: str, *, dry_run: bool, swap: bool, allow_missing: bool, max_flip_rate: float | None,
+             batch_size: int, order: str | None, seed: int | None, max_batches: int | None,
+             eval_data: Path | None, via: str | None, workers: int | None, device: str | None,
+             registry: Path | None, as_json: bool, quiet: bool, launch: Any) -> None:
+    """The migration `migrate gallery` runs in this process (node 0 of several, or the only one)."""
+    from harmony.cli.progress import rich_progress
+    from harmony.cli.render_migration import report_renderables
+    from harmony.migration.lifecycle import swap_gallery
+    from harmony.migration.plan import plan_migration
+    from harmony.migration.run import run_migration
+    from harmony.migration.states import READY
+
     reg = open_registry(registry)
     if via is not None:
         from harmony.errors import InvalidInput

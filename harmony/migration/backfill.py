@@ -37,7 +37,7 @@ from harmony.gallery import index as fx
 from harmony.gallery.store import GalleryStore, check_version_name
 from harmony.gallery.table import ItemTable
 from harmony.migration.checkpoint import BackfillDir, Cursor, Plan, latest_records, needs_embedding
-from harmony.migration.distributed import Launch, embed_shards, shard_counts, split_pending
+from harmony.migration.distributed import Launch, embed_shards, shard_counts, split_pending, write_handoff
 from harmony.migration.order import SEQUENTIAL, UNCERTAINTY, OrderSpec, backfill_order, uncertainty_method
 from harmony.migration.states import BACKFILLING, PLANNED, READY, ROLLED_BACK, SWAPPED
 from harmony.progress import ProgressFn, tick
@@ -219,6 +219,8 @@ def run_backfill(store: GalleryStore, target_version: str, embed_fn: EmbedFn, ba
         split = launch is not None and launch.world > 1
         if split and cursor.n_shards == 0:
             cursor = _split(store, bdir, cursor, launch.world)
+        if split and launch.multinode and cursor.n_shards == 0:  # nothing worth splitting: the other nodes exit
+            write_handoff(launch, None, None, None, None, batch_size, workers)
         sharded = shard_counts(bdir, cursor)
         resumed = cursor.n_embedded + cursor.n_failed + sharded[0] + sharded[1]
         if resumed:

@@ -33,6 +33,8 @@ class ShardModule(L.LightningModule):
         super().__init__()
         self.embed_fn, self.accelerator, self.staged, self.parent = embed_fn, accelerator, staged, parent
         self.encode: Any = None
+        # across nodes every rank joins, also one whose shards are all done (a resumed run)
+        self.allow_zero_length_dataloader_with_multiple_devices = True
 
     def setup(self, stage: str) -> None:
         watch_parent(self.parent)  # a killed backfill takes its ranks with it
