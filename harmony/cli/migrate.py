@@ -95,7 +95,7 @@ def gallery_cmd(
                                                "read, for galleries whose photos are gone.")] = None,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", min=0, help="Processes that read and decode images ahead of the encoder (default: half "
-        "the CPUs, at most 4; 0: read in the main process).", show_default=False)] = None,
+        "the CPUs, at most 4; none on 2 CPUs or fewer; 0: read in the main process).", show_default=False)] = None,
     devices: Annotated[int, typer.Option(
         "--devices", min=1, help="Embed over N processes (GPUs with --device cuda or when one is present, else "
         "CPU processes): the pending items are split into N shards, each committed on its own; a killed "

@@ -37,7 +37,8 @@ def test_complete_backfill_equals_direct_embedding(make_gallery):
     r = run_backfill(g.store, "v2", V2, batch_size=64)
     assert (r.complete, r.n_items, r.n_target, r.n_embedded, r.n_resumed, r.n_failed, r.batches) == \
         (True, 300, 300, 300, 0, 0, 5)
-    assert r.total_s >= r.embed_s + r.write_s > 0 and 0 < r.embed_share < 1
+    # commits run on a background thread, overlapping the encoding: each time is within the total, not their sum
+    assert r.total_s >= r.embed_s > 0 and r.total_s >= r.write_s > 0 and 0 < r.embed_share < 1
     assert_backfilled(g, 300)
     assert g.store.active_version == "v1"  # swapping is a separate step
     np.testing.assert_array_equal(g.store.vectors(list(g.store.items().item_ids), "v1"), v1_before)
