@@ -30,6 +30,23 @@ def write_recipe(path: Path, **sections) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """What a test may change for the whole process and must give back: the environment (Lightning's
+    DDP launcher sets MASTER_ADDR/MASTER_PORT/NODE_RANK/... in the launching process) and torch's
+    thread count (a run at 1 thread sums floats in another order than one at 2)."""
+    import os
+
+    import torch
+
+    before, threads = dict(os.environ), torch.get_num_threads()
+    yield
+    for key in set(os.environ) - set(before):
+        del os.environ[key]
+    os.environ.update(before)
+    torch.set_num_threads(threads)  # a test that pins 1 thread must not change later tests' float sums
+
+
 @pytest.fixture
 def micro_recipe(tmp_path) -> Path:
     return write_recipe(tmp_path / "micro.yaml")

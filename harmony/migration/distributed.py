@@ -548,7 +548,19 @@ def run_node(launch: Launch, timeout_s: float | None = None) -> int:
     embed_fn = FileEmbedder(files, files.version.name, batch_size=w["embed_batch_size"], device=w["device"])
     run_lightning(store, bdir, launch, list(range(cursor.n_shards)), embed_fn, w["batch_size"], w["workers"])
     mine = [k for k in range(cursor.n_shards) if (k % launch.world) // launch.devices == launch.node_rank]
-    left = [k for k in unfinished(bdir, cursor, bdir.read_shards(cursor)) if k in mine]
+
+    def merged() -> bool:  # node 0 merges only when every shard is done, then the split is gone
+        now = bdir.read_cursor()
+        return now is None or (now.n_shards, now.started) != (cursor.n_shards, cursor.started)
+
+    try:
+        left = [] if merged() else [k for k in unfinished(bdir, cursor, bdir.read_shards(cursor)) if k in mine]
+    except HarmonyError:
+        if not merged():
+            raise
+        left = []
+    if left and merged():  # node 0 finished between the two reads: the shard files went with the split
+        left = []
     if left:
         raise RankFailed(f"shard(s) {', '.join(map(str, left))} of node {launch.node_rank} are unfinished",
                          hint="re-run the same command on every node to resume")

@@ -160,8 +160,12 @@ def single_process_weights(tmp_path_factory) -> dict:
     from harmony.training.base import fit_base
 
     tmp = tmp_path_factory.mktemp("single")
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    model, _ = fit_base(load_recipe(_ddp_recipe(tmp, devices=1)))
+    try:
+        model, _ = fit_base(load_recipe(_ddp_recipe(tmp, devices=1)))
+    finally:
+        torch.set_num_threads(threads)
     return model.state_dict()
 
 
