@@ -17,9 +17,9 @@ import copy
 import logging
 import math
 import time
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from harmony.errors import InvalidInput
 from harmony.models.transform import Transform, TransformNetSpec, apply_transform
 from harmony.progress import ProgressFn, tick
 from harmony.recipe import DataSpec, TransformRecipe
+from harmony.threads import torch_threads
 
 if TYPE_CHECKING:
     from harmony.models.pipeline import CropEncoder
@@ -135,25 +136,13 @@ def cross_val(model: Transform, val: PairedSet, far: float) -> float:
     return float(val_at_far(val.new, val.labels, [far], gallery=apply_transform(model, val.old))[0].val)
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """A step multiplies a few hundred 128-D rows: a second torch thread only adds synchronisation
-    (15 ms instead of 1 ms per linear layer on 2 busy cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def fit_transform(recipe: TransformRecipe, train: PairedSet, val: PairedSet | None = None,
                   progress: ProgressFn | None = None) -> TransformFit:
     """Train h on cached embeddings; returns the fitted h (eval mode). No registry involved.
 
     ``val`` (held-out identities) is scored every ``transform.eval_every`` steps when that is
     > 0, and the best h on it is kept; the test identities are never seen here."""
-    with _one_thread():
+    with torch_threads(1):
         return _fit(recipe, train, val, progress)
 
 

@@ -4,12 +4,13 @@ versions (no training: a seeded 2-stage CNN, 16-D, 32 px) and folders of synthet
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from harmony.threads import torch_threads as one_thread
 
 DIM = 16
 SIZE = 32
@@ -70,19 +71,6 @@ class Env:
     root: Path  # registry root
     faces: Path  # 12 identities x 4 images
     tmp: Path
-
-
-@contextmanager
-def one_thread():
-    """Tiny tensors on a shared 2-core machine: torch's second thread only spins (40 ms vs 1 ms a batch)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")
