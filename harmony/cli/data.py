@@ -117,16 +117,15 @@ def align(
 
     Example: harmony data align photos/ --out crops/ --style dlib-chip --size 150
     """
-    import os
-
     from harmony.align.folder import align_folder
     from harmony.align.spec import AlignSpec
     from harmony.cli.progress import rich_progress
     from harmony.errors import InvalidInput
+    from harmony.machine import usable_cpus
 
     spec = AlignSpec(style=style, size=size, margin=margin)
     with rich_progress(enabled=not (quiet or as_json)) as progress:
-        report = align_folder(raw, out, spec, all_faces=all_faces, workers=workers or os.cpu_count() or 1,
+        report = align_folder(raw, out, spec, all_faces=all_faces, workers=workers or usable_cpus(),
                               progress=progress)
     counts = report.counts
     if as_json:

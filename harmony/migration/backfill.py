@@ -36,6 +36,7 @@ from harmony.errors import IntegrityError, InvalidInput
 from harmony.gallery import index as fx
 from harmony.gallery.store import GalleryStore, check_version_name
 from harmony.gallery.table import ItemTable
+from harmony.machine import usable_cpus
 from harmony.migration.checkpoint import BackfillDir, Cursor, Plan, latest_records, needs_embedding
 from harmony.migration.distributed import Launch, embed_shards, shard_counts, split_pending, write_handoff
 from harmony.migration.order import SEQUENTIAL, UNCERTAINTY, OrderSpec, backfill_order, uncertainty_method
@@ -370,7 +371,7 @@ def default_workers() -> int:
     """Reader processes for a backfill: half the CPUs (the other half encode), at most 4; none on
     two CPUs or fewer, where a reader only takes a core from the encoder (bench_migration on 2 idle
     cores: 0.88x the naive re-embed with one reader, 0.96x with none)."""
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     return 0 if cpus <= 2 else min(4, cpus // 2)
 
 

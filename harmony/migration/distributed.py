@@ -48,6 +48,7 @@ import numpy as np
 from harmony.errors import HarmonyError, InvalidInput, NotFound
 from harmony.gallery.store import GalleryStore
 from harmony.io import file_lock, read_json
+from harmony.machine import cuda_gpus, lacks, usable_cpus
 from harmony.migration.checkpoint import BackfillDir, Cursor, Shards
 
 log = logging.getLogger(__name__)
@@ -132,25 +133,17 @@ def check_launch(devices: int, num_nodes: int = 1, device: str | None = None, re
     across: dict[str, Any] = {}
     if num_nodes > 1:
         node = node_rank_from_env(num_nodes)
-        os.environ["NODE_RANK"] = str(node)  # what Lightning's environment reads (also under SLURM)
         root = Path("registry") if registry_root is None else Path(registry_root)
         across = {"node_rank": node, "run": run_id(), "handoff": root / HANDOFFS / f"{gallery}.json"}
     want_gpu = device is not None and device.startswith("cuda")
     gpu = want_gpu or (device is None and torch.cuda.is_available())
-    if gpu:
-        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if have == 0:
-            raise InvalidInput(f"--devices {devices} on --device {device}: this machine has no CUDA GPU",
-                               hint="pass --device cpu to run the processes on the CPU")
-        if devices > have:
-            raise InvalidInput(f"--devices {devices}: this machine has {have} CUDA GPU(s)",
-                               hint=f"use --devices {have} or fewer")
-        return Launch(devices, num_nodes, "gpu", **across)
-    cpus = os.cpu_count() or 1
-    if devices > cpus:
-        raise InvalidInput(f"--devices {devices}: this machine has {cpus} CPU(s)",
-                           hint=f"use --devices {cpus} or fewer")
-    return Launch(devices, num_nodes, "cpu", **across)
+    if gpu and cuda_gpus() == 0:
+        raise InvalidInput(f"--devices {devices} on --device {device}: this machine has no CUDA GPU",
+                           hint="pass --device cpu to run the processes on the CPU")
+    if has := lacks(devices, gpu):
+        raise InvalidInput(f"--devices {devices}: this machine has {has}",
+                           hint=f"use --devices {cuda_gpus() if gpu else usable_cpus()} or fewer")
+    return Launch(devices, num_nodes, "gpu" if gpu else "cpu", **across)
 
 
 @dataclass(frozen=True)
@@ -363,6 +356,8 @@ def run_lightning(store: GalleryStore, bdir: BackfillDir, launch: Launch, ks: li
     # across nodes: NODE_RANK, MASTER_ADDR and MASTER_PORT name this node and the rendezvous (also
     # under SLURM, whose own environment would expect one task per device)
     plugins = [LightningEnvironment()] if launch.multinode else None
+    if launch.multinode:  # what LightningEnvironment reads; SLURM_NODEID alone would leave it at 0
+        os.environ["NODE_RANK"] = str(launch.node_rank)
     trainer = L.Trainer(plugins=plugins, accelerator=launch.accelerator, devices=devices, num_nodes=launch.num_nodes,
                         strategy=DDPStrategy(start_method="forkserver",
                                              process_group_backend="gloo" if launch.accelerator == "cpu" else None),

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
 from harmony.gallery.store import GalleryStore
+from harmony.machine import usable_cpus
 from harmony.migration.backfill import _as_is, embed_stages, reader_init, watch_parent
 from harmony.migration.checkpoint import BackfillDir
 from harmony.migration.distributed import ShardBatch, ShardItems, ShardWriter, shard_batches
@@ -39,7 +40,7 @@ class ShardModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         watch_parent(self.parent)  # a killed backfill takes its ranks with it
         if self.accelerator == "cpu":  # the ranks share this machine's cores
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, self.trainer.num_devices)))
+            torch.set_num_threads(max(1, usable_cpus() // max(1, self.trainer.num_devices)))
         elif hasattr(self.embed_fn, "device"):  # one GPU per rank: this rank's
             self.embed_fn = replace(self.embed_fn, device=str(self.device))
         if self.staged:

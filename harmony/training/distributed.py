@@ -33,6 +33,7 @@ from lightning.pytorch.plugins import LayerSync
 from torch import nn
 
 from harmony.errors import HarmonyError, InvalidInput
+from harmony.machine import cuda_gpus, lacks, usable_cpus
 from harmony.recipe import TrainSpec, requested_processes
 
 DIE_AT_STEP = "HARMONY_TEST_DIE_AT_STEP"  # test hook: rank 1 exits at this global step (a rank that dies)
@@ -278,13 +279,6 @@ class GlobalBatchNorm(LayerSync):
         return model
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def check_devices(t: TrainSpec) -> None:
     """Refuse, before anything is written, a recipe asking for devices this machine lacks."""
     accelerator, devices = t.accelerator, t.devices
@@ -297,14 +291,14 @@ def check_devices(t: TrainSpec) -> None:
         return
     gpu = wants_gpu or (accelerator == "auto" and torch.cuda.is_available())
     if gpu:
-        have = torch.cuda.device_count()
         ids = list(devices) if isinstance(devices, (list, tuple)) else list(range(per_node))
-        if max(int(i) for i in ids) >= have:
-            raise InvalidInput(f"recipe key 'train.devices' is {devices!r} but this machine has {have} CUDA GPU(s)",
-                               hint=f"set train.devices to at most {have} (or auto)")
-    elif accelerator in ("cpu", "auto") and per_node > _cpu_count():
-        raise InvalidInput(f"recipe key 'train.devices' asks for {per_node} CPU processes but this machine has "
-                           f"{_cpu_count()} core(s)", hint=f"set train.devices to at most {_cpu_count()}")
+        has = lacks(max(int(i) for i in ids) + 1, gpu=True)
+        if has:
+            raise InvalidInput(f"recipe key 'train.devices' is {devices!r} but this machine has {has}",
+                               hint=f"set train.devices to at most {cuda_gpus()} (or auto)")
+    elif accelerator in ("cpu", "auto") and (has := lacks(per_node, gpu=False)):
+        raise InvalidInput(f"recipe key 'train.devices' asks for {per_node} CPU processes but this machine has {has}",
+                           hint=f"set train.devices to at most {usable_cpus()}")
 
 
 def resolve_sync_batchnorm(t: TrainSpec) -> bool:
