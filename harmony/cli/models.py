@@ -26,7 +26,7 @@ def _ratio(r: float | None) -> str:
     return "-" if r is None else f"{r:.3f}"
 
 
-def models_table(rows: list["Complexity"]):
+def models_table(rows: list[Complexity]):
     """One row per backbone; the paper's figures and measured / paper as "params / FLOPS" pairs."""
     t = table("backbones, measured (backbone + 128-D head)",
               ["backbone", "input", "params", "mult-adds", "paper", "measured/paper", "source"],

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from harmony.models.layers import ConvBN, Maxout, Size, pair, scaled
+from harmony.models.layers import ConvBN, Maxout, scaled
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Inception(nn.Module):
 
     def __init__(self, cin: int, row: InceptionRow, width: float = 1.0, use_5x5: bool = True):
         super().__init__()
-        w = lambda c: scaled(c, width)  # noqa: E731
+        w = lambda c: scaled(c, width)
         s = row.stride
         self.branches = nn.ModuleList()
         self.out_channels = 0
@@ -103,7 +103,7 @@ class Inception(nn.Module):
 
 def _trunk(width: float, no_5x5: tuple[str, ...] = ()) -> tuple[OrderedDict[str, nn.Module], int]:
     """Table 2 from conv1 to inception (5b): named stages and the channels out."""
-    w = lambda c: scaled(c, width)  # noqa: E731
+    w = lambda c: scaled(c, width)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     layers["conv1"] = ConvBN(3, w(64), 7, stride=2)
     layers["pool1"] = nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.LocalResponseNorm(5))

@@ -25,7 +25,7 @@ def pair(size: Size | list[int]) -> tuple[int, int]:
 
 def scaled(channels: int, width: float) -> int:
     """A column of a paper table times a width multiplier (0 stays 0: a branch the table omits)."""
-    return 0 if channels == 0 else max(1, int(round(channels * width)))
+    return 0 if channels == 0 else max(1, round(channels * width))
 
 
 def conv_out(n: int, k: int, s: int, p: int) -> int:

@@ -53,7 +53,7 @@ class GDConv(nn.Sequential):
 
 def mobilefacenet(input_size: Size = 112, width: float = 1.0) -> tuple[nn.Module, int]:
     """(B, 3, H, W) -> (B, 512 * width): MobileFaceNet up to its GDConv."""
-    w = lambda c: scaled(c, width)  # noqa: E731
+    w = lambda c: scaled(c, width)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     layers["conv1"] = ConvBN(3, w(64), 3, stride=2, act="prelu")
     layers["dwconv1"] = ConvBN(w(64), w(64), 3, groups=w(64), act="prelu")
