@@ -8,7 +8,7 @@ reference row. Multiply-adds and parameters are counted (``harmony.models.comple
 the tiny input and width each model trained at. Writes bench/results/zoo.json and the plot
 bench/results/zoo-val-vs-madds.png (log x axis).
 
-Run: ``python -m bench zoo`` (quick: 2 epochs x 100 steps each) or ``python bench/bench_zoo.py --full``
+Run: ``python -m bench zoo`` (quick: 1 epoch of 100 steps each) or ``python bench/bench_zoo.py --full``
 (the recipes as shipped, 6 epochs); ``--only nn2 nns2``. Each trained row is kept in bench/_work/ under
 a key of its recipe, so a rerun with the same recipes only trains what is missing.
 """
@@ -30,7 +30,7 @@ PNG = RESULTS.parent / "zoo-val-vs-madds.png"
 WORK = ROOT / "bench" / "_work"
 ZOO = ("nn1", "nn2", "nn3", "nn4", "nns1", "nns2", "mobilefacenet")
 REFERENCE = "base-tiny.yaml"  # small_cnn, harmony's v1 recipe
-QUICK_EPOCHS = 2
+QUICK_EPOCHS = 1
 FAR = 1e-3
 
 
@@ -110,7 +110,7 @@ def run(quick: bool = True, only: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full", action="store_true", help="the recipes as shipped (6 epochs) instead of 2 epochs")
+    ap.add_argument("--full", action="store_true", help="the recipes as shipped (6 epochs) instead of 1")
     ap.add_argument("--only", nargs="*", choices=["small_cnn", *ZOO], help="default: small_cnn and the whole zoo")
     args = ap.parse_args()
     print(run(quick=not args.full, only=args.only)["summary"])
