@@ -10,6 +10,7 @@ from harmony.cli import gallery as gallery_cli
 from harmony.cli import migrate as migrate_cli
 from harmony.cli.demo import demo_command
 from harmony.cli.eval import eval_command
+from harmony.cli.models import models_command
 from harmony.cli import registry as registry_cli
 from harmony.cli.serve import serve_command
 from harmony.cli import train as train_cli
@@ -31,6 +32,7 @@ app.add_typer(migrate_cli.app, name="migrate")
 app.command("demo")(demo_command)
 # -- command groups added by later issues (one line each) --
 app.command("serve")(serve_command)
+app.command("models")(models_command)
 
 
 def main() -> None:

@@ -7,14 +7,25 @@ from collections.abc import Callable
 from torch import nn
 
 from harmony.errors import InvalidInput
+from harmony.models.inception_nn import nn2, nn3, nn4, nns1, nns2
 from harmony.models.inception_resnet_v1 import inception_resnet_v1
+from harmony.models.mobilefacenet import mobilefacenet
 from harmony.models.small_cnn import small_cnn
+from harmony.models.zeiler_fergus import nn1
 
 BackboneFactory = Callable[..., tuple[nn.Module, int]]
 
 BACKBONES: dict[str, BackboneFactory] = {
     "small_cnn": small_cnn,
     "inception_resnet_v1": inception_resnet_v1,
+    # FaceNet's model zoo (Schroff et al. 2015, Tables 1-3) and MobileFaceNet (Chen et al. 2018)
+    "nn1": nn1,
+    "nn2": nn2,
+    "nn3": nn3,
+    "nn4": nn4,
+    "nns1": nns1,
+    "nns2": nns2,
+    "mobilefacenet": mobilefacenet,
 }
 
 
