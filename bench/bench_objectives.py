@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harmony.io import atomic_write_text  # noqa: E402
+from harmony.io import atomic_write_text
 
 RESULTS = ROOT / "bench" / "results" / "objectives.json"
 SWEEP = RESULTS.with_name("objectives-sweep.json")
