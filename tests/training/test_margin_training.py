@@ -117,3 +117,76 @@ def test_margin_harmonic_objective_adds_the_margin_loss_to_the_harmonic_term():
     want = harmonic_triplet_loss(new, old, y, r.train.margin, r.train.mining, h.anchors, protos[y],
                                  h.prototype_weight, h.positives) + 0.5 * margin_loss(new, protos, y, clf.params)
     torch.testing.assert_close(got, want)
+
+
+
+class _Step(torch.nn.Module):
+    """Embedder + classifier, the loss computed inside forward as Lightning's DDP wrapper does it."""
+
+    def __init__(self, model, classifier):
+        super().__init__()
+        self.model, self.classifier = model, classifier
+
+    def forward(self, x, batch):
+        from harmony.training.distributed import global_batch
+
+        gb, emb = global_batch(batch, self.model(x))
+        return self.classifier(emb, gb["y"])
+
+
+def _arcface_step(rank: int, world: int) -> dict:
+    """One Adam step of ArcFace (embedder + classifier under DDP) on this rank's share of a batch."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from harmony.data.sampler import PKBatchSampler
+    from harmony.data.splits import synthetic_split
+    from harmony.models.embedder import Embedder
+    from harmony.training.base import make_classifier
+    from harmony.training.distributed import GlobalBatchNorm
+    from harmony.training.runner import spec_from_recipe
+    from tests.training.test_ddp import K, P
+
+    recipe = recipe_from_dict({**MICRO, "train": {**ARC, "p": P, "k": K}})
+    train = synthetic_split(recipe.data, "train")
+    idx = next(iter(PKBatchSampler(train.labels, P, K, steps=1, seed=3, rank=rank, num_replicas=world)))
+    x = torch.from_numpy(train.images[idx]).permute(0, 3, 1, 2).float().div(255)
+    batch = {"y": torch.as_tensor(train.labels[idx]), "idx": torch.as_tensor(idx)}
+    torch.manual_seed(0)
+    step = _Step(Embedder(spec_from_recipe(recipe)).train(), make_classifier(recipe.train, train.labels, 16, 0))
+    net = step
+    if world > 1:
+        GlobalBatchNorm().apply(step.model)
+        net = DistributedDataParallel(step)
+    opt = torch.optim.Adam(step.parameters(), lr=0.01)
+    loss = net(x, batch)
+    loss.backward()
+    opt.step()
+    GlobalBatchNorm().revert(step.model)
+    return {"loss": loss.item(), "state": {k: v.clone() for k, v in step.state_dict().items()}}
+
+
+def _arcface_worker(rank: int, world: int, folder: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+    try:
+        torch.save(_arcface_step(rank, world), f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_arcface_step_over_two_gloo_processes_equals_one_process(tmp_path):
+    """The classifier sees the global batch on every rank: the same gradient everywhere, so DDP's
+    average is the single-process step, for the classifier and the embedder alike."""
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_arcface_worker, args=(2, str(tmp_path)), nprocs=2, start_method="spawn")
+    ref = _arcface_step(0, 1)
+    assert ref["loss"] > 0
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-5)
+        assert "classifier.weight" in ref["state"]
+        for k, v in ref["state"].items():
+            torch.testing.assert_close(got["state"][k], v, rtol=1e-4, atol=1e-5, msg=f"{k} differs (rank {rank})")
