@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -47,6 +48,23 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class MarginLossSpec:
+    """The margin-softmax objectives' knobs (``train.loss`` sphereface/cosface/arcface; see
+    harmony/losses/margins.py). ``scale``/``margin`` None take the loss's paper value: s 30/64/64,
+    m 4 (SphereFace, an integer: multiplicative) / 0.35 (CosFace, on the cosine) / 0.5 (ArcFace,
+    radians on the angle). The lambda keys are SphereFace's annealing,
+    lambda = max(lambda_min, lambda_base (1 + lambda_gamma step)^-lambda_power)."""
+
+    scale: Optional[float] = None
+    margin: Optional[float] = None
+    easy_margin: bool = False  # ArcFace: keep cos(theta) where cos(theta) <= 0 instead of insightface's threshold
+    lambda_base: float = 1000.0
+    lambda_gamma: float = 0.12
+    lambda_power: float = 1.0
+    lambda_min: float = 5.0
+
+
+@dataclass(frozen=True)
 class TrainSpec:
     epochs: int = 6
     steps_per_epoch: int = 100
@@ -58,7 +76,9 @@ class TrainSpec:
     momentum: float = 0.9
     schedule: Literal["none", "cosine", "step"] = "cosine"
     warmup_steps: int = 0
-    margin: float = 0.2
+    loss: Literal["triplet", "sphereface", "cosface", "arcface"] = "triplet"  # the margin ones train a classifier
+    margin_loss: MarginLossSpec = field(default_factory=MarginLossSpec)
+    margin: float = 0.2  # the triplet loss's (also the harmonic triplet term's)
     mining: Literal["semihard", "hard", "all"] = "semihard"
     precision: Literal["32-true", "bf16-mixed", "16-mixed", "auto"] = "32-true"  # auto: training/precision.py
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
@@ -79,6 +99,7 @@ class HarmonicSpec:
     ract_tau: float = 0.05
     frozen_stages: int = 0  # stage 2 keeps this many leading body stages frozen (their output is cached)
     prototype_weight: float = 16.0  # 0 = the paper's triplet-only harmonic loss
+    margin_weight: float = 1.0  # with a margin train.loss: weight of that loss on v2 next to the harmonic term
     prototype_renders: int = 6  # v1 images per training identity averaged into its prototype
     bct_weight: float = 1.0
     bct_scale: float = 16.0
@@ -105,7 +126,9 @@ class TransformSpec:
     k: int = 4  # images per identity
     l2_weight: float = 1.0  # FCT's loss: mean ||h(v1(x)) - v2(x)||^2
     triplet_weight: float = 0.0  # triplet loss over h(v1) and v2 embeddings of the batch (losses/harmonic.py)
-    margin: float = 0.2
+    loss: Literal["triplet", "sphereface", "cosface", "arcface"] = "triplet"  # the margin ones train a classifier
+    margin_loss: MarginLossSpec = field(default_factory=MarginLossSpec)
+    margin: float = 0.2  # the triplet loss's (also the harmonic triplet term's)
     mining: Literal["semihard", "hard", "all"] = "semihard"
     anchors: Literal["new", "both"] = "both"  # triplet anchors: h(v1) only, or h(v1) and v2
     eval_every: int = 0  # > 0: score on the VAL identities every N steps and keep the best h
@@ -174,6 +197,66 @@ def _overridden(d: dict, paths: dict[str, Any]) -> dict:
             raise InvalidInput(f"unknown recipe key {key!r}")
         node[last] = value
     return d
+
+
+def with_sets(recipe: Recipe | TransformRecipe, sets: Sequence[str]) -> Recipe | TransformRecipe:
+    """Apply ``--set KEY=VALUE`` overrides (``model.dim=64``, ``eval.fars=[0.01,0.001]``) and
+    validate the result exactly as a recipe file: VALUE is read as a YAML scalar or list, KEY is a
+    dotted recipe key (new keys only inside free mappings such as ``model.backbone_args``).
+    Raises InvalidInput naming the key and the fix; returns the recipe unchanged for no sets."""
+    if not sets:
+        return recipe
+    d = recipe.to_dict()
+    for item in sets:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise InvalidInput(f"--set {item!r} is not KEY=VALUE", hint="e.g. --set model.dim=64")
+        if not text.strip():
+            raise InvalidInput(f"--set {key}= has no value", hint=f"give one, e.g. --set {key}=VALUE (null for none)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InvalidInput(f"--set {key}: {text!r} is not a YAML value: {str(e).splitlines()[0]}",
+                               hint="quote strings, write lists as [a, b]") from None
+        _set_path(d, type(recipe), key, value)
+    build = recipe_from_dict if isinstance(recipe, Recipe) else transform_recipe_from_dict
+    try:
+        return build(d)
+    except InvalidInput as e:
+        raise InvalidInput(f"--set {' '.join(sets)}: {e.message}", e.hint) from None
+
+
+def _set_path(d: dict, cls: type, key: str, value: Any) -> None:
+    """Set a dotted key in a recipe's dict, walking the dataclasses so an unknown key is refused
+    with the keys allowed where it went wrong."""
+    node, tp, where = d, cls, []
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if dataclasses.is_dataclass(tp):
+            names = [f.name for f in dataclasses.fields(tp)]
+            if part not in names:
+                at = ".".join(where) or "the top level"
+                raise InvalidInput(f"--set {key}: unknown recipe key {'.'.join(where + [part])!r}",
+                                   hint=f"keys at {at}: {', '.join(names)}")
+            tp = typing.get_type_hints(tp)[part]
+        elif tp is dict or tp is None:
+            tp = None  # inside a free mapping (model.backbone_args): any key
+        else:
+            raise InvalidInput(f"--set {key}: recipe key {'.'.join(where)!r} is a value, not a section",
+                               hint=f"set it whole: --set {'.'.join(where)}=VALUE")
+        where.append(part)
+        if last:
+            node[part] = value
+            return
+        if not isinstance(node.get(part), dict):
+            if tp is dict or tp is None:
+                node[part] = {}
+            else:
+                raise InvalidInput(f"--set {key}: recipe key {'.'.join(where)!r} is a value, not a section",
+                                   hint=f"set it whole: --set {'.'.join(where)}=VALUE")
+        node = node[part]
 
 
 def _plain(x: Any) -> Any:
@@ -344,7 +427,8 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.prototype_renders >= 1, "harmonic.prototype_renders", "must be >= 1"),
         (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
         (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
-    ]
+        (r.harmonic.margin_weight >= 0, "harmonic.margin_weight", "must be >= 0"),
+    ] + _margin_checks(r.train)
     _raise_first(checks)
     from harmony.models.backbones import BACKBONES
 
@@ -353,6 +437,24 @@ def _validate(r: Recipe) -> Recipe:
                            hint=f"allowed values: {', '.join(sorted(BACKBONES))}")
     _check_backbone(r)
     return r
+
+
+def _margin_checks(t: TrainSpec) -> list[tuple[bool, str, str]]:
+    m, s = t.margin_loss.margin, t.margin_loss.scale
+    ml = t.margin_loss
+    return [
+        (s is None or s > 0, "train.margin_loss.scale", "must be > 0 (or null: the loss's default)"),
+        (t.loss != "sphereface" or m is None or (float(m).is_integer() and 1 <= m <= 8), "train.margin_loss.margin",
+         "must be a whole number in 1..8 for sphereface (its margin multiplies the angle: 4 in the paper)"),
+        (t.loss != "cosface" or m is None or 0 <= m < 1, "train.margin_loss.margin",
+         "must be in [0, 1) for cosface (subtracted from the cosine: 0.35 in the paper)"),
+        (t.loss != "arcface" or m is None or 0 <= m < 1.5708, "train.margin_loss.margin",
+         "must be in [0, pi/2) radians for arcface (added to the angle: 0.5 in the paper)"),
+        (ml.lambda_min >= 0 and ml.lambda_base >= ml.lambda_min, "train.margin_loss.lambda_base/lambda_min",
+         "need lambda_base >= lambda_min >= 0"),
+        (ml.lambda_gamma >= 0 and ml.lambda_power >= 0, "train.margin_loss.lambda_gamma/lambda_power",
+         "must be >= 0"),
+    ]
 
 
 def _check_backbone(r: Recipe) -> None:

@@ -21,6 +21,10 @@ RecipeOpt = Annotated[Path, typer.Option("--recipe", "-r", help="YAML recipe (se
 NameOpt = Annotated[str, typer.Option("--name", "-n", help="Name of the new embedding version.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Override the recipe's seed.")]
 EpochsOpt = Annotated[Optional[int], typer.Option("--max-epochs", min=1, help="Override train.epochs.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE", help="Override a recipe key (repeatable), VALUE read as YAML: --set model.dim=64 "
+    "--set train.loss=arcface; validated like the recipe file, and the effective recipe is the one recorded.",
+    show_default=False)]
 ResumeOpt = Annotated[Optional[bool], typer.Option(
     "--resume/--no-resume", help="Continue the killed run of this --name from its last checkpoint (default: "
     "automatically when one is unfinished); --no-resume starts over.", show_default=False)]
@@ -31,6 +35,15 @@ def _metrics_table(title: str, columns: dict[str, dict], fars: tuple[float, ...]
     for f in fars:
         t.add_row(f"VAL@FAR={f:g}", *[f"{c.get(f'val@{f:g}', float('nan')):.3f}" for c in columns.values()])
     return t
+
+
+def _classifier_line(loss: str, clf: dict | None) -> None:
+    """Say what the margin loss's classifier cost and why the registered model has none."""
+    from harmony.training.base import CLASSIFIER_NOTE
+
+    if clf is not None:
+        console.print(f"{loss} classifier: {clf['identities']:,} identities x {clf['dim']} = {clf['parameters']:,} "
+                      f"parameters ({clf['megabytes']:.2f} MB fp32), {CLASSIFIER_NOTE}", highlight=False)
 
 
 def _announce_resume(reg: Registry, name: str, resume: Optional[bool]) -> None:
@@ -44,24 +57,27 @@ def _announce_resume(reg: Registry, name: str, resume: Optional[bool]) -> None:
 @app.command("base")
 @handle_errors
 def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: EpochsOpt = None,
-         resume: ResumeOpt = None, registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
-    """Train a FaceNet model (triplet loss, online semi-hard mining) and register it.
+         sets: SetOpt = None, resume: ResumeOpt = None, registry: RegistryOpt = None, quiet: QuietOpt = False) -> None:
+    """Train a FaceNet model (triplet loss, online semi-hard mining; or train.loss sphereface,
+    cosface or arcface over a training-only classifier, not registered) and register it.
 
     A killed run resumes from its last epoch: re-run the same command (or add --resume).
     Under DDP (train.devices/strategy/num_nodes in the recipe; Lightning starts the processes, or
     torchrun/SLURM does) rank 0 alone opens the registry and registers.
 
     Example: harmony train base --recipe recipes/base-tiny.yaml --name v1
+    Example: harmony train base --recipe recipes/base-tiny-arcface.yaml --name v1-arcface
+    Example: harmony train base --recipe recipes/base-tiny.yaml --name v1-64d --set model.dim=64
     Example: harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
     Example: torchrun --standalone --nproc_per_node 2 -m harmony train base --recipe recipes/base-tiny-ddp.yaml --name v1-ddp
     """
     from harmony.cli.progress import rich_progress
-    from harmony.recipe import load_recipe
+    from harmony.recipe import load_recipe, with_sets
     from harmony.training.base import follow_base, train_base
     from harmony.training.distributed import check_devices, launch_from_env
 
     quiet_lightning(quiet)
-    r = load_recipe(recipe).override(**{"seed": seed, "train.epochs": max_epochs})
+    r = with_sets(load_recipe(recipe), sets or ()).override(**{"seed": seed, "train.epochs": max_epochs})
     check_devices(r.train)  # before the registry is opened (or created)
     if not launch_from_env().is_zero:  # a DDP rank other than 0: it never opens the registry
         follow_base(registry_root(registry), r, name)
@@ -70,8 +86,10 @@ def base(recipe: RecipeOpt, name: NameOpt, seed: SeedOpt = None, max_epochs: Epo
     _announce_resume(reg, name, resume)
     with rich_progress(not quiet) as progress:
         res = train_base(reg, r, name, resume=resume, progress=progress)
-    console.print(_metrics_table(f"{name}: {r.model.backbone}, {res.metrics['train_seconds']:.0f} s training",
+    console.print(_metrics_table(f"{name}: {r.model.backbone}, {r.train.loss} loss, "
+                                 f"{res.metrics['train_seconds']:.0f} s training",
                                  {name: res.metrics, "raw pixels": res.baseline}, r.eval.fars))
+    _classifier_line(r.train.loss, res.classifier)
     console.print(f"registered version [bold]{name}[/] in {reg.root} (run folder {res.run_dir}"
                   f"{', resumed' if res.resumed else ''})")
 
@@ -93,11 +111,15 @@ def harmonic(
         "share (0..1) of the held-out queries v1 identifies right at top-1 become wrong with v2 (on a v2 gallery "
         "or on v1's gallery, mixed search).", show_default=False)] = None,
     seed: SeedOpt = None,
+    sets: SetOpt = None,
     resume: ResumeOpt = None,
     registry: RegistryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a v2 whose embeddings are directly comparable with --from's, and register it.
+
+    With a margin train.loss (recipes/harmonic-tiny-arcface.yaml) v2 trains with that loss plus the
+    harmonic v1/v2 term, so a triplet-trained v1 can be upgraded to an ArcFace-trained v2.
 
     A killed run resumes from its last epoch (and stage): re-run the same command (or add --resume).
     Under DDP (train.devices/strategy/num_nodes in the recipe) rank 0 alone opens the registry.
@@ -106,11 +128,12 @@ def harmonic(
 
     Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2
     Example: harmony train harmonic --from v1 --init v2-base --recipe recipes/harmonic-tiny.yaml --name v2 --max-flip-rate 0.02
+    Example: harmony train harmonic --from v1 --init v2-arcface --recipe recipes/harmonic-tiny-arcface.yaml --name v2
     """
     from harmony.cli.progress import rich_progress
     from harmony.cli.tables import harmonic_tables
     from harmony.metrics.flips import check_rate
-    from harmony.recipe import load_recipe
+    from harmony.recipe import load_recipe, with_sets
     from harmony.cli.tables import compat_table
     from harmony.training.distributed import check_devices, launch_from_env
     from harmony.training.harmonic import follow_harmonic, train_harmonic
@@ -118,7 +141,7 @@ def harmonic(
     if max_flip_rate is not None:
         check_rate(max_flip_rate, "--max-flip-rate")  # before any training
     quiet_lightning(quiet)
-    r = load_recipe(recipe).override(**{"seed": seed, "harmonic.method": method})
+    r = with_sets(load_recipe(recipe), sets or ()).override(**{"seed": seed, "harmonic.method": method})
     check_devices(r.train)  # before the registry is opened (or created)
     if not launch_from_env().is_zero:  # a DDP rank other than 0: v1 and --init come from rank 0
         follow_harmonic(registry_root(registry), r, name)
@@ -134,6 +157,7 @@ def harmonic(
     for anc in res.ancestors:  # a chain: measured against every older ancestor too, never assumed transitive
         console.print(compat_table(anc, f"{name} vs {anc.old_name} ({old}'s ancestor), measured on the same "
                                         "held-out identities"))
+    _classifier_line(r.train.loss, res.classifier)
     verdict = res.compatible
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "
                   + ("[green]yes[/]" if all(verdict.values()) else
@@ -169,6 +193,7 @@ def transform(
                                          "(see recipes/transform-tiny.yaml).")],
     seed: SeedOpt = None,
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Override transform.steps.")] = None,
+    sets: SetOpt = None,
     device: DeviceOpt = None,
     registry: RegistryOpt = None,
     as_json: JsonOpt = False,
@@ -183,12 +208,13 @@ def transform(
     `harmony migrate gallery --to TO --via NAME` then upgrades a gallery without reading an image.
 
     Example: harmony train transform --from v1 --to v2 --name v1-to-v2 --recipe recipes/transform-tiny.yaml
+    Example: harmony train transform --from v1 --to v2 --name v1-to-v2b --recipe recipes/transform-tiny.yaml --set transform.hidden=512
     """
     from harmony.cli.progress import rich_progress
-    from harmony.recipe import load_transform_recipe
+    from harmony.recipe import load_transform_recipe, with_sets
     from harmony.training.transform import train_transform
 
-    r = load_transform_recipe(recipe).override(**{"seed": seed, "transform.steps": steps})
+    r = with_sets(load_transform_recipe(recipe), sets or ()).override(**{"seed": seed, "transform.steps": steps})
     reg = open_registry(registry)
     with rich_progress(not (quiet or as_json)) as progress:
         res = train_transform(reg, r, name, old, new, device=device, progress=progress)

@@ -7,6 +7,12 @@ loss over the union of v1 and v2 embeddings of each batch, plus the pull onto v1
 prototypes (``harmonic.prototype_weight``; 0 is the paper's loss), or BCT's influence loss with
 ``--method bct``. v1 is frozen and training images are not augmented, so v1's embeddings of the
 training set are computed once and cached.
+
+With a margin ``train.loss`` (sphereface/cosface/arcface) v2 also trains with that loss
+(``harmonic.margin_weight``) over a classifier of the training identities whose rows start at v1's
+identity prototypes (the space v2 must stay in); the harmonic term is added as usual, so a
+triplet-trained v1 can be upgraded to an ArcFace-trained v2 that stays comparable with it. The
+classifier is shared by both stages, checkpointed with them, and not registered.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from harmony.data.synthetic import render
 from harmony.errors import Incompatible, InvalidInput
 from harmony.losses import bct_influence_loss, harmonic_triplet_loss, triplet_loss
 from harmony.losses.harmonic import prototype_pull, relative_order_loss
+from harmony.losses.margins import MARGIN_LOSSES
 from harmony.models.embedder import Embedder
 from harmony.models.encode import encode_array
 from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
 from harmony.registry.store import CompatRecord
+from harmony.training.base import make_classifier, margin_objective
 from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
                                           ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule, Objective
@@ -101,7 +109,13 @@ def backbone_features(model: Embedder, ds, batch: int = 512, stages: int | None 
 
 
 def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor):
+    """The harmonic (or BCT) objective; with a margin ``train.loss`` the module's classifier adds
+    ``harmonic.margin_weight`` x that loss on the v2 embeddings (BCT: in place of its triplet term)."""
     h, t = recipe.harmonic, recipe.train
+    margin = t.loss in MARGIN_LOSSES
+
+    def own(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:
+        return h.margin_weight * margin_objective(module, batch, new) if margin else new.sum() * 0.0
 
     def harmonic(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:
         idx, y = batch["idx"].cpu(), batch["y"]
@@ -109,20 +123,24 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
         p = protos[y.cpu()].to(new.device) if h.prototype_weight > 0 else None
         if h.loss == "ract":
             loss = relative_order_loss(new, old, y, h.ract_tau)
-            return loss + h.prototype_weight * prototype_pull(new, p) if p is not None else loss
-        return harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight, h.positives)
+            loss = loss + h.prototype_weight * prototype_pull(new, p) if p is not None else loss
+        else:
+            loss = harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight,
+                                         h.positives)
+        return loss + own(module, batch, new) if margin else loss
 
     def bct(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:
         y = batch["y"]
-        return triplet_loss(new, y, t.margin, t.mining) + h.bct_weight * bct_influence_loss(
-            new, y, protos.to(new.device), h.bct_scale)
+        first = own(module, batch, new) if margin else triplet_loss(new, y, t.margin, t.mining)
+        return first + h.bct_weight * bct_influence_loss(new, y, protos.to(new.device), h.bct_scale)
 
     return harmonic if h.method == "harmonic" else bct
 
 
 def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr: float, trainable: str,
            dm: FaceDataModule, run: Run | None, progress: ProgressFn | None,
-           feature_cache: torch.Tensor | None = None, frozen_stages: int = 0) -> list:
+           feature_cache: torch.Tensor | None = None, frozen_stages: int = 0,
+           classifier: torch.nn.Module | None = None) -> list:
     """One stage (``head``: embedding layer only; ``all``: the whole net), checkpointed in
     ``<run>/<trainable>/``. Resuming a stage that already finished restores its final weights,
     history and RNG states and trains nothing, so the next stage starts as it would have."""
@@ -133,7 +151,7 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
     dm.train_spec = t
     module = EmbeddingModule(model, t, objective, total_steps=epochs * spe, lr=lr, trainable=trainable,
                              val_images=dm.val.images, val_labels=dm.val.labels, val_far=min(recipe.eval.fars),
-                             feature_cache=feature_cache, frozen_stages=frozen_stages)
+                             feature_cache=feature_cache, frozen_stages=frozen_stages, classifier=classifier)
     stage_dir = run.stage_dir(trainable) if run is not None else None
     trainer = make_trainer(t, epochs, stage_dir, progress, task=f"harmonic stage {trainable}")
     trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(trainable) if run is not None else None,
@@ -145,8 +163,10 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
 
 def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedder | None, run: Run | None = None,
                  progress: ProgressFn | None = None,
-                 targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[Embedder, list]:
+                 targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 sizes: dict | None = None) -> tuple[Embedder, list]:
     """Train v2 against a frozen v1 encoder; returns (v2 model, history). No registry involved.
+    ``sizes``, when given, receives a margin loss's classifier size under ``"classifier"``.
 
     With a ``run`` each stage checkpoints each epoch and continues from its last checkpoint.
     ``targets``: v1's cached (embeddings, prototypes), for a DDP rank other than 0, which gets them
@@ -177,10 +197,14 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedd
             model.reset_head(recipe.seed)
         head_steps, full_steps = h.head_steps, h.full_steps
     objective = make_objective(recipe, old_train, protos)
+    clf = make_classifier(recipe.train, dm.train_labels, dim, recipe.seed, init=protos)
+    if clf is not None and sizes is not None:
+        sizes["classifier"] = clf.size()
     history = []
     if head_steps:
         feats = backbone_features(model, dm.train_set)
-        history += _stage(model, recipe, objective, head_steps, h.head_lr, "head", dm, run, progress, feats)
+        history += _stage(model, recipe, objective, head_steps, h.head_lr, "head", dm, run, progress, feats,
+                          classifier=clf)
     if full_steps:
         n = h.frozen_stages if init_model is not None else 0
         if n and n >= model.n_stages():
@@ -188,7 +212,8 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedd
                                f"{model.n_stages()} stage(s) that can be frozen",
                                hint=f"use 0..{max(model.n_stages() - 1, 0)} (0 trains the whole net in stage 2)")
         lower = backbone_features(model, dm.train_set, stages=n) if n else None
-        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run, progress, lower, n)
+        history += _stage(model, recipe, objective, full_steps, h.full_lr, "all", dm, run, progress, lower, n,
+                          classifier=clf)
     return model.eval(), history
 
 
@@ -289,8 +314,9 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
                    resume)
     t0 = time.time()
     with marked_on_failure(run):
+        sizes: dict = {}
         with ranks_fail_as_one(recipe.train, run.path):
-            model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress)
+            model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress, sizes=sizes)
         drop_handoff(run.path)
         train_s = time.time() - t0
         held = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
@@ -302,7 +328,8 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
         rows = [CompatRecord(old_v.name, key, r.far, r.cells(), r.compatible) for r in rep.rows]
         register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
                  meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key,
-                       "processes": trained_by(history)},
+                       "processes": trained_by(history), "loss": recipe.train.loss}
+                 | ({"classifier": sizes["classifier"] | {"registered": False}} if "classifier" in sizes else {}),
                  evaluations=[(key, rep.as_dict() | {"identification": held.identification.as_dict(),
                                                      "flips": held.flips.as_dict()}, old_v.name)],
                  compatibility=rows if not require_compatible or all(verdict.values()) else ())
@@ -317,7 +344,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     finish_run(run)
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
                        baselines=base, compatible=verdict, identification=held.identification, flips=held.flips,
-                       ancestors=tuple(chain))
+                       ancestors=tuple(chain), classifier=sizes.get("classifier"))
 
 
 def follow_harmonic(root: Path, recipe: Recipe, name: str) -> None:

@@ -1,7 +1,9 @@
 """The LightningModule: one embedder, one objective, one optimiser schedule.
 
-The objective is a plain function ``(module, batch) -> loss`` so base (triplet) and harmonic
-training share everything else. ``trainable="head"`` freezes the backbone (BatchNorm included) and
+The objective is a plain function ``(module, batch) -> loss`` so base (triplet or a margin loss)
+and harmonic training share everything else. A margin objective's classifier (one row per
+training identity) is a submodule here, not of the embedder: Lightning's checkpoint carries it
+(and its optimiser state) for resume, the registered model never does. ``trainable="head"`` freezes the backbone (BatchNorm included) and
 trains only the embedding layer, as harmonic stage 1 does. Its checkpoints carry the stage and
 the per-epoch history, so a resumed stage reports every epoch.
 
@@ -57,9 +59,11 @@ class EmbeddingModule(L.LightningModule):
     def __init__(self, model: Embedder, train: TrainSpec, objective: Objective, total_steps: int,
                  lr: float | None = None, trainable: str = "all", val_images: np.ndarray | None = None,
                  val_labels: np.ndarray | None = None, val_far: float = 1e-3,
-                 feature_cache: torch.Tensor | None = None, frozen_stages: int = 0):
+                 feature_cache: torch.Tensor | None = None, frozen_stages: int = 0,
+                 classifier: torch.nn.Module | None = None):
         super().__init__()
         self.model, self.spec, self.objective = model, train, objective
+        self.classifier = classifier  # training-only (margin losses); trained with the same optimiser
         self.total_steps, self.lr = total_steps, lr if lr is not None else train.lr
         self.trainable = trainable
         self.val_images, self.val_labels, self.val_far = val_images, val_labels, val_far
@@ -140,6 +144,8 @@ class EmbeddingModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.classifier is not None:
+            params += list(self.classifier.parameters())
         t = self.spec
         opt = make_optimizer(params, t.optimizer, self.lr, t.weight_decay, t.momentum)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.schedule, self.total_steps, t.warmup_steps))

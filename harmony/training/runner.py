@@ -33,7 +33,8 @@ class TrainResult:
     per-epoch history, the run folder, the held-out set's key, whether it resumed a killed run;
     for harmonic runs the compatibility reports against v1 (``report``; ``baselines``: the
     independent init model), the verdict per FAR, the identification split (``identification``)
-    and the negative flips against v1 (``flips``)."""
+    and the negative flips against v1 (``flips``); for margin losses the size of the classifier
+    that trained with the model and was not registered (``classifier``)."""
 
     name: str
     metrics: dict
@@ -49,6 +50,7 @@ class TrainResult:
     identification: IdentificationReport | None = None
     flips: FlipReport | None = None
     ancestors: tuple[CompatReport, ...] = ()  # v2 against v1's own ancestors (chains), measured
+    classifier: dict | None = None  # a margin loss's training-only classifier: identities, dim, parameters, MB
 
 
 def refuse_existing(reg: Registry, name: str) -> None:

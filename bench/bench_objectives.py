@@ -1,0 +1,134 @@
+"""Objectives at the same budget: triplet (FaceNet) vs SphereFace vs CosFace vs ArcFace.
+
+Each objective trains recipes/base-tiny.yaml's network on the same synthetic identities, with the
+same steps, batches (P x K) and seed; only ``train.loss`` (and its margin knobs, from
+recipes/base-tiny-<loss>.yaml) differ. Scored by VAL@1e-3 and VAL@1e-2 on the VAL identities (what
+margins and scales may be tuned on: ``--sweep`` varies s there and never looks at test) and on the
+held-out TEST identities (the reported figure), next to the size of each margin loss's
+training-only classifier (n_train_identities x dim, not registered).
+
+Run: ``python bench/bench_objectives.py`` (quick: 3 epochs each) or ``--full`` (the recipes as
+shipped, 6 epochs); ``--only arcface cosface``; ``--sweep`` for the VAL-only scale sweep.
+Writes bench/results/objectives.json (``--sweep``: objectives-sweep.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from harmony.io import atomic_write_text
+
+RESULTS = ROOT / "bench" / "results" / "objectives.json"
+SWEEP = RESULTS.with_name("objectives-sweep.json")
+RECIPES = {"triplet": "base-tiny.yaml", "sphereface": "base-tiny-sphereface.yaml",
+           "cosface": "base-tiny-cosface.yaml", "arcface": "base-tiny-arcface.yaml"}
+FARS = (1e-3, 1e-2)
+SWEEP_SCALES = (16.0, 30.0, 64.0)
+
+
+def recipe_for(objective: str, quick: bool, sets: tuple[str, ...] = ()):
+    from harmony.recipe import load_recipe, with_sets
+
+    r = with_sets(load_recipe(ROOT / "recipes" / RECIPES[objective]), sets)
+    return r.override(**{"train.epochs": 3}) if quick else r
+
+
+def _same_budget(recipes: dict) -> None:
+    """Everything but the objective must match, or the comparison is not at the same budget."""
+    def key(r):
+        d = r.to_dict()
+        d["train"] = {k: v for k, v in d["train"].items() if k not in ("loss", "margin_loss", "margin", "mining")}
+        return json.dumps({k: d[k] for k in ("seed", "data", "model", "train")}, sort_keys=True)
+
+    keys = {key(r) for r in recipes.values()}
+    if len(keys) != 1:
+        raise SystemExit("the objective recipes differ in more than the objective: " + ", ".join(recipes))
+
+
+def measure(recipe, splits: tuple[str, ...] = ("val", "test")) -> dict:
+    """Train (no registry, nothing on disk) and score VAL@FAR on the named splits."""
+    from harmony.data.datamodule import eval_set
+    from harmony.metrics import val_at_far
+    from harmony.models.encode import encode_array
+    from harmony.training.base import fit_base, margin_params
+
+    sizes: dict = {}
+    t0 = time.time()
+    model, history = fit_base(recipe, sizes=sizes)
+    out = {"objective": recipe.train.loss, "train_seconds": round(time.time() - t0, 1),
+           "steps": recipe.train.epochs * recipe.train.steps_per_epoch}
+    if recipe.train.loss != "triplet":
+        p = margin_params(recipe.train)
+        out |= {"scale": p.scale, "margin": p.margin}
+    else:
+        out |= {"margin": recipe.train.margin}
+    for split in splits:
+        s = eval_set(recipe.data, split)
+        emb = encode_array(model, s.images, batch_size=recipe.eval.batch_size)
+        for r in val_at_far(emb, s.labels, far=list(FARS)):
+            out[f"{split}_val@{r.far:g}"] = round(float(r.val), 4)
+    clf = sizes.get("classifier")
+    out["classifier_parameters"] = clf["parameters"] if clf else 0
+    out["classifier_mb"] = clf["megabytes"] if clf else 0.0
+    out["val_history"] = [round(h["val"], 4) for h in history]
+    return out
+
+
+def run(quick: bool = True, only: list[str] | None = None) -> dict:
+    recipes = {o: recipe_for(o, quick) for o in (only or RECIPES)}
+    _same_budget(recipes)
+    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    kept = {r["objective"]: r for r in old.get("rows", []) if old.get("quick") == quick}
+    for o, r in recipes.items():
+        print(f"training {o} ({r.train.epochs} x {r.train.steps_per_epoch} steps)", flush=True)
+        kept[o] = measure(r)
+        print(json.dumps(kept[o]), flush=True)
+        _write(kept, quick)
+    return _write(kept, quick)
+
+
+def _write(rows_by: dict, quick: bool) -> dict:
+    rows = [rows_by[o] for o in RECIPES if o in rows_by]
+    summary = "; ".join(f"{r['objective']}: test VAL@1e-3 {r['test_val@0.001']:.3f} (1e-2 {r['test_val@0.01']:.3f})"
+                        + (f", classifier {r['classifier_parameters']:,} params" if r["classifier_parameters"] else "")
+                        for r in rows)
+    out = {"benchmark": "objectives", "quick": quick, "summary": summary, "rows": rows,
+           "command": "python bench/bench_objectives.py" + ("" if quick else " --full"),
+           "note": "same backbone, data, steps, P x K and seed per objective; margins/scales set on VAL identities "
+                   "only (--sweep); test identities are held out"}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RESULTS, json.dumps(out, indent=2, default=float))
+    return out
+
+
+def sweep(quick: bool = True, scales: tuple[float, ...] = SWEEP_SCALES, only: list[str] | None = None) -> dict:
+    """The scale s of each margin loss on the VAL identities only (test is never scored here)."""
+    rows = []
+    for o in only or [o for o in RECIPES if o != "triplet"]:
+        for s in scales:
+            r = recipe_for(o, quick, (f"train.margin_loss.scale={s}",))
+            rows.append(measure(r, splits=("val",)))
+            print(json.dumps(rows[-1]), flush=True)
+            atomic_write_text(SWEEP, json.dumps({"benchmark": "objectives-sweep", "quick": quick, "rows": rows},
+                                                indent=2, default=float))
+    return {"rows": rows}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="the recipes as shipped (6 epochs) instead of 3 epochs")
+    ap.add_argument("--only", nargs="+", choices=list(RECIPES), help="just these objectives")
+    ap.add_argument("--sweep", action="store_true", help="VAL-only sweep of the margin losses' scale s")
+    a = ap.parse_args()
+    if a.sweep:
+        sweep(not a.full, only=a.only)
+    else:
+        print(run(not a.full, a.only)["summary"])
