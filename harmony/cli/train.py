@@ -46,6 +46,19 @@ def _classifier_line(loss: str, clf: dict | None) -> None:
                       f"parameters ({clf['megabytes']:.2f} MB fp32), {CLASSIFIER_NOTE}", highlight=False)
 
 
+def cost_line(cost: dict, new: str, old: str) -> str:
+    """What a face costs to embed under each version, and the ratio: why a phone v2 is worth it."""
+    n, o = cost.get("new"), cost.get("old")
+
+    def one(c: dict) -> str:
+        return f"{c['mult_adds'] / 1e6:.1f}M multiply-adds, {c['params'] / 1e6:.2f}M parameters at {c['input_size']} px"
+
+    if o is None:
+        return f"cost per face: {new} {one(n)}; {old} is an external model (not measured)"
+    return (f"cost per face: {new} {one(n)}; {old} {one(o)}; multiply-add ratio {new}/{old} "
+            f"{n['mult_adds'] / o['mult_adds']:.2f}")
+
+
 def _announce_resume(reg: Registry, name: str, resume: Optional[bool]) -> None:
     from harmony.training.runs import unfinished_run
 
@@ -158,6 +171,8 @@ def harmonic(
         console.print(compat_table(anc, f"{name} vs {anc.old_name} ({old}'s ancestor), measured on the same "
                                         "held-out identities"))
     _classifier_line(r.train.loss, res.classifier)
+    if res.cost is not None:
+        console.print(cost_line(res.cost, name, old), highlight=False)
     verdict = res.compatible
     console.print(f"registered version [bold]{name}[/] (parent {old}); compatible with {old}: "
                   + ("[green]yes[/]" if all(verdict.values()) else

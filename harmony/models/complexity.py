@@ -114,3 +114,25 @@ def measure(name: str) -> Complexity:
 def zoo() -> list[Complexity]:
     """Every registered backbone, in registry order."""
     return [measure(name) for name in BACKBONES]
+
+
+def embedder_cost(spec) -> dict:
+    """A trained network's size and cost at the input it was trained on (an ``EmbedderSpec``):
+    what a registered version records, so an upgrade can say what a face costs to embed."""
+    params, madds, _ = count(spec.backbone, spec.backbone_args, (spec.image_size, spec.image_size), spec.dim)
+    return {"params": params, "mult_adds": madds, "input_size": spec.image_size}
+
+
+def version_cost(meta: dict) -> dict | None:
+    """A version's recorded cost (``meta["cost"]``), measured from its spec when an older version
+    lacks it; None for an external model (ONNX, TorchScript, dlib: no spec to build)."""
+    if meta.get("cost"):
+        return meta["cost"]
+    if "spec" not in meta:
+        return None
+    from harmony.models.embedder import EmbedderSpec
+
+    try:
+        return embedder_cost(EmbedderSpec.from_dict(meta["spec"]))
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -296,6 +296,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     flip rate (new or cross) above it raises Incompatible and registers nothing. ``resume`` as in
     ``train_base``."""
     from harmony.metrics.flips import check_rate
+    from harmony.models.complexity import embedder_cost, version_cost
     from harmony.models.loading import load_embedder, load_encoder
     from harmony.models.pipeline import CropEncoder, input_pipeline
 
@@ -344,7 +345,8 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     finish_run(run)
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
                        baselines=base, compatible=verdict, identification=held.identification, flips=held.flips,
-                       ancestors=tuple(chain), classifier=sizes.get("classifier"))
+                       ancestors=tuple(chain), classifier=sizes.get("classifier"),
+                       cost={"old": version_cost(old_v.meta or {}), "new": embedder_cost(model.spec)})
 
 
 def follow_harmonic(root: Path, recipe: Recipe, name: str) -> None:

@@ -34,7 +34,8 @@ class TrainResult:
     for harmonic runs the compatibility reports against v1 (``report``; ``baselines``: the
     independent init model), the verdict per FAR, the identification split (``identification``)
     and the negative flips against v1 (``flips``); for margin losses the size of the classifier
-    that trained with the model and was not registered (``classifier``)."""
+    that trained with the model and was not registered (``classifier``); for harmonic runs
+    what a face costs to embed under v1 and v2 (``cost``, models/complexity.py)."""
 
     name: str
     metrics: dict
@@ -51,6 +52,7 @@ class TrainResult:
     flips: FlipReport | None = None
     ancestors: tuple[CompatReport, ...] = ()  # v2 against v1's own ancestors (chains), measured
     classifier: dict | None = None  # a margin loss's training-only classifier: identities, dim, parameters, MB
+    cost: dict | None = None  # harmonic: {"old": v1's, "new": v2's} parameters and multiply-adds per face (None: external)
 
 
 def refuse_existing(reg: Registry, name: str) -> None:
@@ -128,14 +130,16 @@ def register(reg: Registry, name: str, model: Embedder, kind: str, recipe: Recip
     """Write the checkpoint into the registry's scratch space and hand it to the registry, which
     copies it into place and commits the version row together with the held-out ``evaluations``
     and ``compatibility`` rows: a kill leaves either all of it or nothing (and no stray file)."""
+    from harmony.models.complexity import embedder_cost
     from harmony.scratch import scratch_dir
 
+    cost = embedder_cost(model.spec)  # parameters and multiply-adds per face, measured on the network
     with scratch_dir(reg.root, f"register-{name}") as tmp:
         path = tmp / "model.pt"
         torch.save(model.checkpoint(), path)
         version = reg.add_version(
             name, kind=kind, artifact=path, backbone=model.spec.backbone, dim=model.dim, recipe=recipe.to_yaml(),
-            parent=parent, metrics=metrics, meta={"spec": model.spec.as_dict(), **(meta or {})},
+            parent=parent, metrics=metrics, meta={"spec": model.spec.as_dict(), "cost": cost, **(meta or {})},
             command=" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
             evaluations=evaluations, compatibility=compatibility,
         )

@@ -138,4 +138,5 @@ def test_harmonic_from_an_external_torchscript_version(tmp_path, micro_recipe, r
     assert r.exit_code == 0, r.output
     v2 = reg.get_version("v2")
     assert v2.parent == "legacy" and v2.dim == 16
+    assert "legacy is an external model (not measured)" in " ".join(r.output.split())
     assert reg.compatibility("v2", "legacy")
