@@ -9,7 +9,7 @@ from harmony.cli import data as data_cli
 from harmony.cli import gallery as gallery_cli
 from harmony.cli import migrate as migrate_cli
 from harmony.cli.demo import demo_command
-from harmony.cli.eval import eval_command
+from harmony.cli import eval as eval_cli
 from harmony.cli import registry as registry_cli
 from harmony.cli.serve import serve_command
 from harmony.cli import train as train_cli
@@ -25,7 +25,7 @@ app = typer.Typer(
 app.add_typer(train_cli.app, name="train")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(registry_cli.app, name="registry")
-app.command("eval")(eval_command)
+app.add_typer(eval_cli.app, name="eval")
 app.add_typer(gallery_cli.app, name="gallery")
 app.add_typer(migrate_cli.app, name="migrate")
 app.command("demo")(demo_command)
