@@ -315,9 +315,11 @@ def sets_renderables(r: "SetsResult") -> list["RenderableType"]:
     t = table(f"{r.version}: set verification, {r.n_pairs} pairs of {r.n_sets} sets, first {r.frames} frames each",
               ("version", "accuracy", f"VAL@{lf.val.far:g}", "folds", "fold thresholds", "frames embedded"),
               right=("accuracy", f"VAL@{lf.val.far:g}", "folds", "fold thresholds", "frames embedded"))
-    t.add_row(r.version, f"{100 * lf.accuracy_mean:.2f} +- {100 * lf.accuracy_std:.2f}", pct(lf.val.val),
+    star = " *" if lf.val.zero_false_accepts else ""
+    t.add_row(r.version, f"{100 * lf.accuracy_mean:.2f} +- {100 * lf.accuracy_std:.2f}", pct(lf.val.val) + star,
               str(lf.n_folds), f"{threshold(min(lf.thresholds))}..{threshold(max(lf.thresholds))}", str(r.frames_used))
-    t.caption = "score = mean squared L2 over all frame pairs; same person when score < the fold's threshold"
+    t.caption = "score = mean squared L2 over all frame pairs; same person when score < the fold's threshold" + (
+        f"; * FAR x {lf.val.n_diff} different pairs < 1: VAL rests on zero false accepts" if star else "")
     out: list = [t]
     if r.skipped_pairs:
         out.append(f"[yellow]{len(r.skipped_pairs)} pair(s) skipped: a side has no readable frame[/] (see --json)")

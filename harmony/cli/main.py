@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from harmony.cli import data as data_cli
+from harmony.cli.cluster import cluster_command
 from harmony.cli import gallery as gallery_cli
 from harmony.cli import migrate as migrate_cli
 from harmony.cli.demo import demo_command
@@ -30,6 +31,7 @@ app.add_typer(gallery_cli.app, name="gallery")
 app.add_typer(migrate_cli.app, name="migrate")
 app.command("demo")(demo_command)
 # -- command groups added by later issues (one line each) --
+app.command("cluster")(cluster_command)
 app.command("serve")(serve_command)
 
 

@@ -287,8 +287,14 @@ def plot_robustness(res: RobustnessResult, out_png: str | Path) -> Path:
             for x, y in zip(xs, ys):
                 ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
         if logx:
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
-            ax.axvline(res.input_size ** 2, color="0.8", linestyle=":", linewidth=1, zorder=0)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            if rows:
+                ax.set_xticks(xs, [f"{side_of(x)}x{side_of(x)}" for x in xs], fontsize=8)
+            ax.axvline(res.input_size ** 2, color="0.7", linestyle=":", linewidth=1, zorder=0,
+                       label=f"model input {res.input_size}x{res.input_size}")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"VAL at FAR {res.far:g}")
         ax.set_ylim(0.0, 1.01)
