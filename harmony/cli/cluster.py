@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from harmony.cli.common import DeviceOpt, JsonOpt, RegistryOpt, console, echo_json, handle_errors, open_registry, table
+from harmony.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    RegistryOpt,
+    console,
+    echo_json,
+    handle_errors,
+    open_registry,
+    table,
+)
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -68,7 +77,7 @@ def cluster_command(
         console.print(part, soft_wrap=isinstance(part, str))
 
 
-def renderables(r: "ClusterRun") -> list["RenderableType"]:
+def renderables(r: ClusterRun) -> list[RenderableType]:
     from harmony.cli.tables import pct
 
     t = table(f"{r.version}: {r.n_photos} photos -> {r.n_clusters} clusters ({r.method}, T = {r.threshold.value:.4g})",

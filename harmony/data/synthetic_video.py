@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harmony.data.synthetic import SPLITS, SynthConfig, _check, identity_params, render_params
+from harmony.data.synthetic import (
+    SPLITS,
+    SynthConfig,
+    _check,
+    identity_params,
+    render_params,
+)
 from harmony.errors import InvalidInput
 from harmony.progress import ProgressFn, tick
 
@@ -48,10 +54,11 @@ def video_params(identity: int, video: int, n_frames: int, split: str = "test", 
 
 
 def render_video(identity: int, video: int, n_frames: int, split: str = "test",
-                 cfg: SynthConfig = SynthConfig()) -> np.ndarray:
-    """``(n_frames, H, W, 3)`` uint8 frames of one video."""
+                 cfg: SynthConfig | None = None) -> np.ndarray:
+    """``(n_frames, H, W, 3)`` uint8 frames of one video (``cfg`` None: the default generator, 64 px)."""
     import torch
 
+    cfg = cfg or SynthConfig()
     _check(cfg, split)
     idp = np.repeat(identity_params(np.array([identity]), split, cfg.seed), n_frames, 0)
     with torch.inference_mode():

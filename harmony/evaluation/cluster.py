@@ -30,9 +30,10 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -308,7 +309,7 @@ def cluster_folder(reg: Any, version: str, data: str | Path, out: str | Path, *,
         truth = [r.split(os.sep)[0] if os.sep in r else "" for r in (rel[i] for i in ok)]
         pr = pairwise_precision_recall(ids, np.unique(truth, return_inverse=True)[1])
         scores = {"precision": pr.precision, "recall": pr.recall, "f1": pr.f1,
-                  "identities": int(len(set(truth))), "labels": "first-level folders under --data"}
+                  "identities": len(set(truth)), "labels": "first-level folders under --data"}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:

@@ -17,8 +17,9 @@ readable images. Tests: tests/evaluation/test_quantize.py.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
