@@ -1,4 +1,4 @@
-"""128 bytes per face: VAL@FAR with one byte per dimension next to float32 (FaceNet section 5.x).
+"""128 bytes per face: VAL@FAR with one byte per dimension next to float32 (FaceNet section 5.4).
 
 Scheme: FAISS's ``ScalarQuantizer`` ``QT_8bit``, a per-dimension scale: each dimension's min and
 max over the embeddings being quantised are found (``RS_minmax``), the range is cut into 256

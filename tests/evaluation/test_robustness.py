@@ -141,3 +141,15 @@ def test_eval_group_keeps_the_plain_command(reg, add_tiny):
     assert r.exit_code == 2 and "Missing option '--version'" in r.output
     r = invoke("eval", "--json", "robustness", "--version", "v1", "--registry", reg.root)
     assert r.exit_code == 2 and "after the sub-command" in r.output
+
+
+def test_cli_on_a_folder(tmp_path, reg, add_tiny):
+    from tests.evaluation.conftest import write_faces
+
+    add_tiny("v1")
+    write_faces(tmp_path / "faces", 3, 2, size=48)
+    r = invoke("eval", "robustness", "--version", "v1", "--data", tmp_path / "faces", "--jpeg", "50", "--pixels",
+               "400", "--far", 0.5, "--json", "--registry", reg.root)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["dataset"].startswith("folder:") and out["n_identities"] == 3 and out["source_size"] == 32
