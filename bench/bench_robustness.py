@@ -32,7 +32,7 @@ OWN_REGISTRY = ROOT / "bench" / "_work" / "robustness-registry"  # git-ignored, 
 RECIPE = ROOT / "recipes" / "base-tiny.yaml"
 
 
-def version_under_test() -> tuple["object", str, dict]:
+def version_under_test() -> tuple[object, str, dict]:
     """(registry, version name, how it was obtained)."""
     from harmony.recipe import load_recipe
     from harmony.registry import Registry
