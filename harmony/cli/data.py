@@ -1,5 +1,5 @@
-"""`harmony data`: write the built-in synthetic faces as an image folder, inspect folders, align
-the faces of a photo folder into crops."""
+"""`harmony data`: write the built-in synthetic faces as an image folder (or as videos with a pairs
+file), inspect folders, align the faces of a photo folder into crops."""
 
 from __future__ import annotations
 
@@ -66,6 +66,40 @@ def synth(
     if out is not None:
         n = identities * per_identity
         console.print(f"rendered and wrote {n} images in {dt:.2f} s ({n / max(dt, 1e-9):,.0f} images/s)")
+
+
+@app.command("videos")
+@handle_errors
+def videos(
+    out: Annotated[Path, typer.Option("--out", help="Write OUT/id<identity>/<video>/<frame>.png and OUT/pairs.txt.")],
+    identities: Annotated[int, typer.Option("--identities", "-n", min=2, help="Number of identities.")] = 20,
+    videos_per_identity: Annotated[int, typer.Option("--videos", min=2, help="Videos per identity.")] = 2,
+    frames: Annotated[int, typer.Option("--frames", min=1, help="Frames per video.")] = 30,
+    pairs: Annotated[int, typer.Option("--pairs", min=20, help="Pairs listed, a multiple of 20 (half same "
+                                       "person, half not, in 10 folds).")] = 40,
+    split: Annotated[str, typer.Option(help="Identity stream: train, val or test (disjoint identities).")] = "test",
+    size: Annotated[int, typer.Option(min=16, max=512, help="Frame size in pixels.")] = 64,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="png or jpg.")] = "png",
+) -> None:
+    """Render synthetic videos (one identity each, pose and light drifting slowly) and a pairs file
+    for `harmony eval sets`.
+
+    Example: harmony data videos --out data/videos --identities 20 --frames 30 --pairs 40
+    """
+    from harmony.cli.progress import rich_progress
+    from harmony.data.synthetic_folder import FORMATS
+    from harmony.data.synthetic_video import write_videos
+    from harmony.errors import InvalidInput
+
+    if fmt not in FORMATS:
+        raise InvalidInput(f"--format {fmt!r} is not supported", hint="use png or jpg")
+    with rich_progress() as progress:
+        pairs_file = write_videos(out, identities, videos_per_identity, frames, pairs, split=split, size=size,
+                                  seed=seed, fmt=fmt, progress=progress)
+    console.print(f"wrote {identities * videos_per_identity} videos of {frames} frames ({identities} identities) "
+                  f"to [bold]{out}[/] and {pairs} pairs to [bold]{pairs_file}[/]")
+    console.print(f"[dim]next: harmony eval sets --version V --pairs {pairs_file} --data {out}[/]")
 
 
 @app.command("scan")

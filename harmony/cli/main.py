@@ -6,10 +6,11 @@ from __future__ import annotations
 import typer
 
 from harmony.cli import data as data_cli
+from harmony.cli.cluster import cluster_command
 from harmony.cli import gallery as gallery_cli
 from harmony.cli import migrate as migrate_cli
 from harmony.cli.demo import demo_command
-from harmony.cli.eval import eval_command
+from harmony.cli import eval as eval_cli
 from harmony.cli.models import models_command
 from harmony.cli import registry as registry_cli
 from harmony.cli.serve import serve_command
@@ -26,11 +27,12 @@ app = typer.Typer(
 app.add_typer(train_cli.app, name="train")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(registry_cli.app, name="registry")
-app.command("eval")(eval_command)
+app.add_typer(eval_cli.app, name="eval")
 app.add_typer(gallery_cli.app, name="gallery")
 app.add_typer(migrate_cli.app, name="migrate")
 app.command("demo")(demo_command)
 # -- command groups added by later issues (one line each) --
+app.command("cluster")(cluster_command)
 app.command("serve")(serve_command)
 app.command("models")(models_command)
 
