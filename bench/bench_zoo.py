@@ -76,11 +76,12 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig = Figure(figsize=(7, 5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for r in rows:
+    for i, r in enumerate(sorted(rows, key=lambda r: r["mult_adds"])):
         x, y = r["mult_adds"], r[f"VAL@{FAR:g}"]
         ref = r["backbone"] == "small_cnn"
         ax.scatter([x], [y], color="grey" if ref else "tab:blue", marker="s" if ref else "o", zorder=3)
-        ax.annotate(f"{r['backbone']} ({r['input']} px)", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(f"{r['backbone']} ({r['input']} px)", (x, y), textcoords="offset points",
+                    xytext=(5, 5 if i % 2 == 0 else -11), fontsize=8)  # neighbours alternate above and below
     ax.set_xscale("log")
     ax.set_xlabel("multiply-adds per image at the tiny input (log scale)")
     ax.set_ylabel(f"VAL @ FAR {FAR:g}, held-out identities")
