@@ -9,7 +9,7 @@ the tiny input and width each model trained at. Writes bench/results/zoo.json an
 bench/results/zoo-val-vs-madds.png (log x axis).
 
 Run: ``python -m bench zoo`` (quick: 1 epoch of 100 steps each) or ``python bench/bench_zoo.py --full``
-(the recipes as shipped, 6 epochs); ``--only nn2 nns2``. Each trained row is kept in bench/_work/ under
+(the recipes as shipped, 6 epochs); ``--epochs 3``; ``--only nn2 nns2``. Each trained row is kept in bench/_work/ under
 a key of its recipe, so a rerun with the same recipes only trains what is missing.
 """
 
@@ -76,11 +76,12 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig = Figure(figsize=(7, 5), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for r in rows:
+    for i, r in enumerate(sorted(rows, key=lambda r: r["mult_adds"])):
         x, y = r["mult_adds"], r[f"VAL@{FAR:g}"]
         ref = r["backbone"] == "small_cnn"
         ax.scatter([x], [y], color="grey" if ref else "tab:blue", marker="s" if ref else "o", zorder=3)
-        ax.annotate(f"{r['backbone']} ({r['input']} px)", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(f"{r['backbone']} ({r['input']} px)", (x, y), textcoords="offset points",
+                    xytext=(5, 5 if i % 2 == 0 else -11), fontsize=8)  # neighbours alternate above and below
     ax.set_xscale("log")
     ax.set_xlabel("multiply-adds per image at the tiny input (log scale)")
     ax.set_ylabel(f"VAL @ FAR {FAR:g}, held-out identities")
@@ -91,8 +92,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         fig.savefig(f, format="png")
 
 
-def run(quick: bool = True, only: list[str] | None = None) -> dict:
-    epochs = QUICK_EPOCHS if quick else None
+def run(quick: bool = True, only: list[str] | None = None, epochs: int | None = None) -> dict:
+    """Quick: every recipe at QUICK_EPOCHS; full: as shipped; ``epochs`` overrides both."""
+    epochs = epochs if epochs is not None else (QUICK_EPOCHS if quick else None)
     names = ["small_cnn", *ZOO] if only is None else list(only)
     rows = [one(n, epochs) for n in names]
     steps = sorted({r["steps"] for r in rows})
@@ -111,6 +113,7 @@ def run(quick: bool = True, only: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="the recipes as shipped (6 epochs) instead of 1")
+    ap.add_argument("--epochs", type=int, help="train every recipe this many epochs (of 100 steps)")
     ap.add_argument("--only", nargs="*", choices=["small_cnn", *ZOO], help="default: small_cnn and the whole zoo")
     args = ap.parse_args()
-    print(run(quick=not args.full, only=args.only)["summary"])
+    print(run(quick=not args.full, only=args.only, epochs=args.epochs)["summary"])

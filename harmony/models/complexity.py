@@ -15,6 +15,7 @@ layer; MobileFaceNet's too), batch-norm parameters included.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from harmony.models.backbones import BACKBONES, build_backbone
@@ -101,8 +102,9 @@ def count(name: str, args: dict | None = None, input_size: tuple[int, int] | Non
     return params, int(counter.get_total_flops()) // 2, feat
 
 
+@functools.cache
 def measure(name: str) -> Complexity:
-    """A registered backbone at its native size with its default arguments."""
+    """A registered backbone at its native size with its default arguments (counted once per process)."""
     card = CARDS.get(name)
     if card is None:
         raise KeyError(f"no model card for backbone {name!r}: add one to CARDS in harmony/models/complexity.py")

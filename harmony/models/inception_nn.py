@@ -23,8 +23,9 @@ connected layers. Each is therefore NN2's Inception trunk with every column scal
 layers (p=2) of ``fc_units`` units (NNS1 2048 = 16x128, NNS2 896 = 7x128) before the 128-D head.
 Width and units came from a grid search (width in steps of about 1/80, units in steps of 64) for
 the smallest worst relative error against the paper's two totals at its input sizes: measured
-26.6M / 225M (NNS1) and 4.19M / 19.6M (NNS2), within 2.5% of each; `harmony models` shows them. Harmony feeds square crops, so NNS2 trains on square inputs (the grid
-pool takes any size); its 140x116 native size is where `harmony models` measures it.
+26.6M / 225M (NNS1) and 4.19M / 19.6M (NNS2), within 2.5% of each; `harmony models` shows them.
+Harmony feeds square crops, so NNS2 trains on square inputs (the grid pool takes any size); its
+140x116 native size is where `harmony models` measures it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Layer by layer as the table (names are its rows): conv1 7x7 s2 64, pool1 3x3 s2,
 conv5a/conv5, conv6a/conv6 (256), pool4 -> 7x7x256, fc1 maxout p=2 (32x128 units), fc2 maxout p=2.
 The table's fc7128 (4096 -> 128) and L2 are the Embedder's head, so backbone + head at dim 128 is
 the table's 140M parameters / 1.6B multiply-adds. Pools pad by 1 so 110 -> 55 -> 28 -> 14 -> 7 as in
-the table; rnorm is local response normalisation (size 5, as in Zeiler & Fergus / AlexNet).
+the table; rnorm is local response normalisation (size 5, AlexNet's).
 Other inputs: fc1 reads the last map average-pooled to the grid of ``input_size`` (7x7 at 220), so
 the net runs at any size; ``width`` scales every conv and ``fc_units`` the maxout layers (tiny recipes).
 """
