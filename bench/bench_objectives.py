@@ -87,7 +87,6 @@ def measure(recipe, splits: tuple[str, ...] = ("val", "test")) -> dict:
 def run(quick: bool = True, only: list[str] | None = None) -> dict:
     recipes = {o: recipe_for(o, quick) for o in (only or RECIPES)}
     _same_budget(recipes)
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     kept = {}
     for o, r in recipes.items():
         print(f"training {o} ({r.train.epochs} x {r.train.steps_per_epoch} steps)", flush=True)
