@@ -108,8 +108,9 @@ def _write(rows_by: dict, quick: bool) -> dict:
     out = {"benchmark": "objectives", "quick": quick, "summary": summary, "rows": rows,
            "ablations": old.get("ablations", {}),
            "command": "python bench/bench_objectives.py" + ("" if quick else " --full"),
-           "note": "same backbone, data, steps, P x K and seed per objective; margins/scales set on VAL identities "
-                   "only (--sweep); test identities are held out"}
+           "note": "same backbone, data, steps, images per step (P x K) and seed per objective; the margin losses' "
+                   "P x K = 128 x 2 was chosen on the VAL identities; s = 30 and the papers' m, not swept (--sweep "
+                   "sweeps s on VAL only); test identities are held out"}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(RESULTS, json.dumps(out, indent=2, default=float))
     return out
