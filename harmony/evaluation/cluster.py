@@ -248,6 +248,21 @@ def _write(tmp: Path, data: Path, groups: list[tuple[str, list[str]]], hardlink:
     return out
 
 
+def _sweep_dead(out: Path) -> None:
+    """Remove the temp folders of earlier runs for ``out`` that were killed (their pid is gone):
+    a kill -9 cannot clean up after itself, the next run does."""
+    for d in out.parent.glob(f".{out.name}.tmp-*-*"):
+        pid = d.name[len(f".{out.name}.tmp-"):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def _swap_in(tmp: Path, out: Path) -> None:
     """Rename the finished temp folder to ``out``; an old output is moved aside first, removed last."""
     old = None
@@ -311,7 +326,8 @@ def cluster_folder(reg: Any, version: str, data: str | Path, out: str | Path, *,
         scores = {"precision": pr.precision, "recall": pr.recall, "f1": pr.f1,
                   "identities": len(set(truth)), "labels": "first-level folders under --data"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    _sweep_dead(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         clusters = _write(tmp, data, groups, hardlink, progress)
         run = ClusterRun(version=v.name, data=str(data.absolute()), out=str(out.absolute()), threshold=t,

@@ -104,3 +104,17 @@ def test_out_refused_forced_and_atomic(tmp_path, photos, reg, monkeypatch):
     assert not (tmp_path / "fresh").exists() and not list(tmp_path.glob(".fresh.tmp-*"))
     r = invoke(*args, "--out", out, "--force")
     assert r.exit_code == 2 and snapshot(out) != {} and (out / "clusters.json").is_file()  # the old output stays
+
+
+def test_a_killed_runs_temp_folder_is_swept_by_the_next_run(tmp_path, photos, reg):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".c.tmp-{int(dead.stdout)}-abc"  # what a kill -9 mid-write leaves beside --out
+    (stale / "cluster_001").mkdir(parents=True)
+    live = tmp_path / f".c.tmp-{os.getpid()}-xyz"  # a run still in progress: never touched
+    live.mkdir()
+    r = invoke("--version", "v1", "--data", photos, "--threshold", 1.0, "--registry", reg.root, "--out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and live.is_dir() and (tmp_path / "c" / "clusters.json").is_file()
