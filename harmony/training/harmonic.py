@@ -296,7 +296,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     flip rate (new or cross) above it raises Incompatible and registers nothing. ``resume`` as in
     ``train_base``."""
     from harmony.metrics.flips import check_rate
-    from harmony.models.complexity import embedder_cost, version_cost
+    from harmony.models.complexity import version_cost
     from harmony.models.loading import load_embedder, load_encoder
     from harmony.models.pipeline import CropEncoder, input_pipeline
 
@@ -327,7 +327,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
         verdict = {r.far: r.compatible for r in rep.rows}
         metrics = {f"val@{r.far:g}": r.new_new.val for r in rep.rows} | {"train_seconds": round(train_s, 1)}
         rows = [CompatRecord(old_v.name, key, r.far, r.cells(), r.compatible) for r in rep.rows]
-        register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
+        version = register(reg, name, model, "harmonic", recipe, metrics, parent=old_v.name,
                  meta={"init": init, "method": recipe.harmonic.method, "run_dir": str(run.path), "eval_set": key,
                        "processes": trained_by(history), "loss": recipe.train.loss}
                  | ({"classifier": sizes["classifier"] | {"registered": False}} if "classifier" in sizes else {}),
@@ -346,7 +346,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     return TrainResult(name, metrics, {}, history, time.time() - t0, str(run.path), key, run.resumed, report=rep,
                        baselines=base, compatible=verdict, identification=held.identification, flips=held.flips,
                        ancestors=tuple(chain), classifier=sizes.get("classifier"),
-                       cost={"old": version_cost(old_v.meta or {}), "new": embedder_cost(model.spec)})
+                       cost={"old": version_cost(old_v.meta or {}), "new": version.meta["cost"]})
 
 
 def follow_harmonic(root: Path, recipe: Recipe, name: str) -> None:
