@@ -153,7 +153,7 @@ def one_seed(seed: int, methods: dict) -> dict:
     for name, over in methods.items():
         init = copy.deepcopy(v2b)
         t0 = time.time()
-        v2, _ = fit_harmonic(rh.override(**over), TorchEncoder(v1), init)
+        v2, _ = fit_harmonic(rh.override(**over), TorchEncoder(v1), init, old_model=copy.deepcopy(v1))
         secs = time.time() - t0
         e2 = encode_array(v2, test.images)
         rep = compatibility_report(e1, e2, test.labels, FARS)

@@ -108,6 +108,9 @@ class HarmonicSpec:
     full_steps: int = 400  # stage 2: the whole network (0 = skip)
     full_lr: float = 5e-4
     reinit_head: bool = True
+    # v2 carries v1's body as a frozen branch beside the init model's; its head starts as v1's
+    # (models/branched.py): far better cross-version queries, at v1's cost added to every embedding
+    v1_branch: bool = False
 
 
 @dataclass(frozen=True)
@@ -428,6 +431,8 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
         (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
         (r.harmonic.margin_weight >= 0, "harmonic.margin_weight", "must be >= 0"),
+        (not (r.harmonic.v1_branch and r.harmonic.frozen_stages), "harmonic.frozen_stages",
+         "must be 0 with harmonic.v1_branch (the v1 branch is already frozen; the new body trains whole)"),
     ] + _margin_checks(r.train)
     _raise_first(checks)
     from harmony.models.backbones import BACKBONES

@@ -9,6 +9,7 @@ from torch import nn
 from harmony.errors import InvalidInput
 from harmony.models.inception_nn import nn2, nn3, nn4, nns1, nns2
 from harmony.models.inception_resnet_v1 import inception_resnet_v1
+from harmony.models.branched import v1_branch
 from harmony.models.mobilefacenet import mobilefacenet
 from harmony.models.small_cnn import small_cnn
 from harmony.models.zeiler_fergus import nn1
@@ -27,13 +28,17 @@ BACKBONES: dict[str, BackboneFactory] = {
     "nns2": nns2,
     "mobilefacenet": mobilefacenet,
 }
+# networks built from registered backbones, not networks of their own (no zoo row, no recipe
+# ``model.backbone``): a harmonic v2 that carries v1's body as a frozen branch (harmonic.v1_branch)
+COMPOSITES: dict[str, BackboneFactory] = {"branched": v1_branch}
 
 
 def build_backbone(name: str, args: dict | None = None) -> tuple[nn.Module, int]:
     """Instantiate a registered backbone: returns (module, feature dimension)."""
-    if name not in BACKBONES:
+    factory = BACKBONES.get(name) or COMPOSITES.get(name)
+    if factory is None:
         raise InvalidInput(f"unknown backbone {name!r}", hint=f"choose one of {', '.join(sorted(BACKBONES))}")
     try:
-        return BACKBONES[name](**(args or {}))
+        return factory(**(args or {}))
     except TypeError as e:
         raise InvalidInput(f"bad backbone_args for {name!r}: {e}", hint="check model.backbone_args in the recipe") from None

@@ -40,6 +40,7 @@ from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
 from harmony.registry.store import CompatRecord
 from harmony.training.base import make_classifier, margin_objective
+from harmony.models.branched import BranchedBody
 from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
                                           ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule, Objective
@@ -108,6 +109,39 @@ def backbone_features(model: Embedder, ds, batch: int = 512, stages: int | None 
     return torch.cat(out)
 
 
+def branch_v1(old: Embedder, new: Embedder | None, recipe: Recipe) -> Embedder:
+    """v2 = [v1's body, frozen ; the new body] -> a head that starts as v1's (``harmonic.v1_branch``).
+
+    The new body is the init model's (its weights kept) or, without one, a fresh body of the
+    recipe's ``model``. Both read the same normalised pixels, so v1's input size and normalisation
+    are the v2's; a new body trained on others is refused rather than silently fed the wrong ones."""
+    from harmony.models.embedder import EmbedderSpec
+
+    new_spec = new.spec if new is not None else spec_from_recipe(recipe)
+    if (new_spec.image_size, tuple(new_spec.mean), tuple(new_spec.std)) != (old.spec.image_size, tuple(old.spec.mean),
+                                                                            tuple(old.spec.std)):
+        raise InvalidInput(f"harmonic.v1_branch feeds one image to both bodies, but v1 takes {old.spec.image_size} px "
+                           f"(mean {list(old.spec.mean)}, std {list(old.spec.std)}) and the new body "
+                           f"{new_spec.image_size} px (mean {list(new_spec.mean)}, std {list(new_spec.std)})",
+                           hint="use an --init (or recipe model) with v1's image size and normalisation, or set "
+                                "harmonic.v1_branch: false")
+    part = lambda s: {"backbone": s.backbone, "backbone_args": dict(s.backbone_args)}  # noqa: E731
+    spec = EmbedderSpec(backbone="branched", backbone_args={"old": part(old.spec), "new": part(new_spec)}, dim=old.dim,
+                        image_size=old.spec.image_size, mean=tuple(old.spec.mean), std=tuple(old.spec.std),
+                        dropout=new_spec.dropout)
+    torch.manual_seed(recipe.seed)
+    model = Embedder(spec)
+    model.body.old.load_state_dict(old.body.state_dict())
+    if new is not None:
+        model.body.new.load_state_dict(new.body.state_dict())
+    d_old = old.head.in_features
+    with torch.no_grad():  # v2 starts exactly as v1; the new body's columns start at zero
+        model.head.weight.zero_()
+        model.head.weight[:, :d_old] = old.head.weight
+        model.head.bias.copy_(old.head.bias)
+    return model.eval()
+
+
 def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor):
     """The harmonic (or BCT) objective; with a margin ``train.loss`` the module's classifier adds
     ``harmonic.margin_weight`` x that loss on the v2 embeddings (BCT: in place of its triplet term)."""
@@ -158,13 +192,15 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
                 weights_only=True)  # our own checkpoint, loaded safely all the same
     for p in model.parameters():
         p.requires_grad_(True)
+    if isinstance(model.body, BranchedBody):
+        model.body.freeze_old()  # v1's branch stays frozen between and after stages
     return module.history
 
 
 def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedder | None, run: Run | None = None,
                  progress: ProgressFn | None = None,
                  targets: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 sizes: dict | None = None) -> tuple[Embedder, list]:
+                 sizes: dict | None = None, old_model: Embedder | None = None) -> tuple[Embedder, list]:
     """Train v2 against a frozen v1 encoder; returns (v2 model, history). No registry involved.
     ``sizes``, when given, receives a margin loss's classifier size under ``"classifier"``.
 
@@ -182,11 +218,19 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedd
         old_train, protos = v1_targets(old_encoder, dm, recipe)
         if run is not None and distributed_recipe(recipe.train):  # what the other ranks cannot read themselves
             hand_off(run.path, {"old_train": old_train, "protos": protos,
-                                "init": init_model.checkpoint() if init_model is not None else None})
+                                "init": init_model.checkpoint() if init_model is not None else None,
+                                "old": old_model.checkpoint() if old_model is not None else None})
     else:
         old_train, protos = targets
     dim = old_train.shape[1]
-    if init_model is None:
+    if h.v1_branch:
+        if old_model is None:
+            raise InvalidInput("harmonic.v1_branch needs v1's own network to carry as a branch",
+                               hint="pass old_model (train_harmonic loads it from the registry)")
+        model = branch_v1(old_model, init_model, recipe)
+        head_steps, full_steps = (h.head_steps, h.full_steps) if init_model is not None else (
+            0, h.head_steps + h.full_steps)
+    elif init_model is None:
         model = Embedder(replace(spec_from_recipe(recipe), dim=dim))
         head_steps, full_steps = 0, h.head_steps + h.full_steps  # a random body has nothing to freeze
     else:
@@ -273,6 +317,19 @@ def ancestor_reports(reg: Registry, old_v, new_model: Embedder, recipe: Recipe, 
     return out
 
 
+def old_network(reg: Registry, old_v, recipe: Recipe) -> Embedder | None:
+    """v1's own network when ``harmonic.v1_branch`` carries it inside v2 (None otherwise)."""
+    from harmony.models.loading import load_embedder
+
+    if not recipe.harmonic.v1_branch:
+        return None
+    if old_v.kind == "external":
+        raise InvalidInput(f"harmonic.v1_branch carries v1's network inside v2, but {old_v.name!r} is an external "
+                           f"model ({(old_v.meta or {}).get('adapter')}) harmony cannot train or export as a branch",
+                           hint="set harmonic.v1_branch: false (--set harmonic.v1_branch=false) for an external v1")
+    return load_embedder(reg, old_v.name)
+
+
 def refuse_flips(flips: FlipReport, max_flip_rate: float, run: Run) -> None:
     """Raise when a negative flip rate on the held-out split exceeds ``max_flip_rate`` (nothing is
     registered; the run folder stays, so a re-run resumes its finished stages without training)."""
@@ -309,6 +366,7 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     # the frozen v1 sees the training crops through its own recorded pipeline (channel order), so an
     # external v1 (ONNX, TorchScript) embeds them exactly as it embeds a gallery
     old_encoder = CropEncoder(load_encoder(reg, old_v.name), input_pipeline(old_v))
+    old_model = old_network(reg, old_v, recipe)  # refused here, before a run folder exists
     init_model = load_embedder(reg, init) if init else None
     init_copy = copy.deepcopy(init_model)  # untouched by training, for the baseline row
     run = open_run(reg, name, {"kind": "harmonic", "recipe": recipe.to_yaml(), "from": old_v.name, "init": init},
@@ -317,7 +375,8 @@ def train_harmonic(reg: Registry, recipe: Recipe, name: str, from_version: str, 
     with marked_on_failure(run):
         sizes: dict = {}
         with ranks_fail_as_one(recipe.train, run.path):
-            model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress, sizes=sizes)
+            model, history = fit_harmonic(recipe, old_encoder, init_model, run, progress, sizes=sizes,
+                                          old_model=old_model)
         drop_handoff(run.path)
         train_s = time.time() - t0
         held = compat_reports(old_encoder, model, init_copy, recipe, old_v.name, name, init)
@@ -358,4 +417,5 @@ def follow_harmonic(root: Path, recipe: Recipe, name: str) -> None:
     run = Run(run_path(root, name))
     got = take_handoff(run.path)
     init = embedder_from_checkpoint(got["init"]) if got.get("init") is not None else None
-    fit_harmonic(recipe, None, init, run, None, targets=(got["old_train"], got["protos"]))
+    old = embedder_from_checkpoint(got["old"]) if got.get("old") is not None else None
+    fit_harmonic(recipe, None, init, run, None, targets=(got["old_train"], got["protos"]), old_model=old)
