@@ -1,8 +1,9 @@
 """The harmonic result, measured: does a harmonic v2 beat v1 and stay compatible with it?
 
 For each seed: train v1 (recipes/base-tiny.yaml) and an independent, stronger v2-base
-(recipes/base-tiny-large.yaml), then v2 from v1 with recipes/harmonic-tiny.yaml, plus two
-alternatives on the same v1/v2-base: the paper's triplet-only harmonic loss (prototype weight 0)
+(recipes/base-tiny-large.yaml), then v2 from v1 with recipes/harmonic-tiny.yaml (v1's body carried
+as a frozen branch, ``harmonic.v1_branch``), plus alternatives on the same v1/v2-base (``--methods``):
+the earlier recipe without the branch, the paper's triplet-only harmonic loss (prototype weight 0)
 and BCT (``--method bct``). Every model is scored on the held-out TEST identities (the recipes
 were tuned on the separate VAL identities). Reports the 2x2 figures per method and their mean
 over seeds, and writes bench/results/harmonic.json.
@@ -31,16 +32,17 @@ RESULTS_DIR = RESULTS.parent
 FARS = (1e-2, 1e-3)
 RECIPES = ("base-tiny.yaml", "base-tiny-large.yaml", "harmonic-tiny.yaml")
 METHODS = {  # recipe overrides on recipes/harmonic-tiny.yaml; the first is the recipe as shipped
-    "harmonic+prototype": {},  # the recipe as shipped
-    "union triplet + prototype, whole net": {"harmonic.loss": "triplet", "harmonic.positives": "both",
-                                             "harmonic.frozen_stages": 0},
-    "ract + prototype": {"harmonic.loss": "ract"},
-    "v1-side positives + prototype": {"harmonic.loss": "triplet", "harmonic.positives": "old"},
-    "harmonic (paper, triplet only)": {"harmonic.loss": "triplet", "harmonic.positives": "both",
-                                       "harmonic.prototype_weight": 0.0},
-    "bct": {"harmonic.method": "bct"},
+    "v1 branch + harmonic + prototype": {},  # the recipe as shipped
+    # the recipe before the v1 branch: v2-base's body alone with a fresh head, pulled 16x onto v1's prototypes
+    "no v1 branch (earlier recipe)": {"harmonic.v1_branch": False, "harmonic.head_steps": 200,
+                                      "harmonic.prototype_weight": 16.0, "harmonic.positives": "both"},
+    "v1 branch, ract + prototype": {"harmonic.loss": "ract"},
+    "v1 branch, union positives": {"harmonic.positives": "both"},
+    "harmonic (paper, triplet only)": {"harmonic.v1_branch": False, "harmonic.head_steps": 200,
+                                       "harmonic.positives": "both", "harmonic.prototype_weight": 0.0},
+    "bct": {"harmonic.method": "bct", "harmonic.v1_branch": False, "harmonic.head_steps": 200},
 }
-MAIN = "harmonic+prototype"
+MAIN = "v1 branch + harmonic + prototype"
 # the trade-off sweep (--sweep): the harmonic loss's weights, progress (VAL(v2,v2)) against compatibility
 SWEEP = {f"prototype weight {w:g}": {"harmonic.prototype_weight": float(w)} for w in (0, 4, 16, 64)} | {
     "ract, prototype weight 4": {"harmonic.loss": "ract", "harmonic.prototype_weight": 4.0}}

@@ -67,5 +67,5 @@ def micro_demo_recipes(tmp_path) -> Path:
     write_recipe(recipes / "base-tiny.yaml")
     big = {"backbone_args": {"widths": [12, 24]}, "dim": 16}
     write_recipe(recipes / "base-tiny-large.yaml", model=big)
-    write_recipe(recipes / "harmonic-tiny.yaml", model=big)
+    write_recipe(recipes / "harmonic-tiny.yaml", model=big, harmonic={**MICRO["harmonic"], "v1_branch": True})
     return recipes
