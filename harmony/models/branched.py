@@ -5,7 +5,7 @@ v1's whole identity-to-embedding map again from another network's features gener
 (a head on v2-base's frozen features alone scores below v1). Carrying v1's own features makes
 that map exact for every face: v2's head starts as v1's head (so v2 starts *as* v1) and learns
 how much of the new body's features to add. The price is v1's cost on every v2 embedding, which
-``harmony models``/``meta.cost`` report like any other network.
+the version's ``meta.cost`` records like any other network's (``harmony registry show``).
 
 The branch is frozen for good: its forward runs without gradients and its BatchNorm stays in
 eval mode whatever mode the module is put in, so no training stage can move v1's features.
