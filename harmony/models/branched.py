@@ -23,9 +23,6 @@ class BranchedBody(nn.Module):
     def __init__(self, old: nn.Module, new: nn.Module):
         super().__init__()
         self.old, self.new = old, new
-        self.freeze_old()
-
-    def freeze_old(self) -> None:
         for p in self.old.parameters():
             p.requires_grad_(False)
         self.old.eval()

@@ -40,7 +40,6 @@ from harmony.progress import ProgressFn
 from harmony.recipe import Recipe
 from harmony.registry.store import CompatRecord
 from harmony.training.base import make_classifier, margin_objective
-from harmony.models.branched import BranchedBody
 from harmony.training.distributed import (check_devices, distributed_recipe, drop_handoff, hand_off,
                                           ranks_fail_as_one, take_handoff, trained_by)
 from harmony.training.module import EmbeddingModule, Objective
@@ -183,6 +182,7 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
     epochs = math.ceil(steps / spe)
     t = replace(t, steps_per_epoch=spe, epochs=epochs)
     dm.train_spec = t
+    trainable_before = [p.requires_grad for p in model.parameters()]  # a v1 branch stays frozen
     module = EmbeddingModule(model, t, objective, total_steps=epochs * spe, lr=lr, trainable=trainable,
                              val_images=dm.val.images, val_labels=dm.val.labels, val_far=min(recipe.eval.fars),
                              feature_cache=feature_cache, frozen_stages=frozen_stages, classifier=classifier)
@@ -190,10 +190,8 @@ def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr
     trainer = make_trainer(t, epochs, stage_dir, progress, task=f"harmonic stage {trainable}")
     trainer.fit(module, datamodule=dm, ckpt_path=run.last_checkpoint(trainable) if run is not None else None,
                 weights_only=True)  # our own checkpoint, loaded safely all the same
-    for p in model.parameters():
-        p.requires_grad_(True)
-    if isinstance(model.body, BranchedBody):
-        model.body.freeze_old()  # v1's branch stays frozen between and after stages
+    for p, was in zip(model.parameters(), trainable_before):  # undo the stage's freezing, nothing more
+        p.requires_grad_(was)
     return module.history
 
 
@@ -228,18 +226,17 @@ def fit_harmonic(recipe: Recipe, old_encoder: Encoder | None, init_model: Embedd
             raise InvalidInput("harmonic.v1_branch needs v1's own network to carry as a branch",
                                hint="pass old_model (train_harmonic loads it from the registry)")
         model = branch_v1(old_model, init_model, recipe)
-        head_steps, full_steps = (h.head_steps, h.full_steps) if init_model is not None else (
-            0, h.head_steps + h.full_steps)
     elif init_model is None:
         model = Embedder(replace(spec_from_recipe(recipe), dim=dim))
-        head_steps, full_steps = 0, h.head_steps + h.full_steps  # a random body has nothing to freeze
     else:
         model = init_model
         if model.dim != dim or h.reinit_head:
             model.spec = replace(model.spec, dim=dim)
             model.head = torch.nn.Linear(model.head.in_features, dim)
             model.reset_head(recipe.seed)
-        head_steps, full_steps = h.head_steps, h.full_steps
+    # a random (new) body has nothing to freeze: both stages' steps train the whole net
+    head_steps, full_steps = (h.head_steps, h.full_steps) if init_model is not None else (
+        0, h.head_steps + h.full_steps)
     objective = make_objective(recipe, old_train, protos)
     clf = make_classifier(recipe.train, dm.train_labels, dim, recipe.seed, init=protos)
     if clf is not None and sizes is not None:
