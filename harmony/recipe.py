@@ -431,8 +431,6 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
         (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
         (r.harmonic.margin_weight >= 0, "harmonic.margin_weight", "must be >= 0"),
-        (not (r.harmonic.v1_branch and r.harmonic.frozen_stages), "harmonic.frozen_stages",
-         "must be 0 with harmonic.v1_branch (the v1 branch is already frozen; the new body trains whole)"),
     ] + _margin_checks(r.train)
     _raise_first(checks)
     from harmony.models.backbones import BACKBONES

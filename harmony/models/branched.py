@@ -37,6 +37,18 @@ class BranchedBody(nn.Module):
             f_old = self.old(x)
         return torch.cat([f_old, self.new(x)], 1)
 
+    def lower(self, x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """v1's features and the new body's first ``n`` stages' output: all that a stage 2 with
+        those stages frozen needs to cache, so its steps run neither v1 nor the frozen stages."""
+        with torch.no_grad():
+            f_old = self.old(x)
+        return f_old, self.new[:n](x)
+
+    def upper(self, parts: tuple[torch.Tensor, torch.Tensor], n: int) -> torch.Tensor:
+        """The features :meth:`forward` gives, from :meth:`lower`'s output."""
+        f_old, z = parts
+        return torch.cat([f_old, self.new[n:](z.contiguous(memory_format=torch.channels_last))], 1)
+
 
 def v1_branch(old: dict, new: dict) -> tuple[nn.Module, int]:
     """The ``branched`` backbone: ``old``/``new`` are ``{"backbone": name, "backbone_args": {...}}``."""

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harmony.models.backbones import build_backbone
+from harmony.models.branched import BranchedBody
 
 CHECKPOINT_FORMAT = "harmony.embedder/1"
 
@@ -63,19 +64,29 @@ class Embedder(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.normalise(x).contiguous(memory_format=torch.channels_last))
 
-    def lower_features(self, x: torch.Tensor, n: int) -> torch.Tensor:
-        """The output of the first ``n`` body modules (stages): what a partly frozen body caches."""
-        return self.body[:n](self.normalise(x).contiguous(memory_format=torch.channels_last))
+    def lower_features(self, x: torch.Tensor, n: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The output of the first ``n`` trainable body stages: what a partly frozen body caches
+        (for a v1-branched body, v1's features too: see :meth:`BranchedBody.lower`)."""
+        x = self.normalise(x).contiguous(memory_format=torch.channels_last)
+        return self.body.lower(x, n) if isinstance(self.body, BranchedBody) else self.body[:n](x)
 
-    def upper_features(self, z: torch.Tensor, n: int) -> torch.Tensor:
+    def upper_features(self, z: torch.Tensor | tuple[torch.Tensor, torch.Tensor], n: int) -> torch.Tensor:
         """The rest of the body on :meth:`lower_features`' output."""
+        if isinstance(self.body, BranchedBody):
+            return self.body.upper(z, n)
         return self.body[n:](z.contiguous(memory_format=torch.channels_last))
 
+    def lower_stages(self, n: int) -> nn.Module:
+        """The first ``n`` trainable stages (the new body's, for a v1-branched body): what
+        ``harmonic.frozen_stages`` freezes."""
+        return self.body.new[:n] if isinstance(self.body, BranchedBody) else self.body[:n]
+
     def n_stages(self) -> int:
-        """How many leading body modules can be frozen (all but the pooling tail)."""
-        if not isinstance(self.body, nn.Sequential):
+        """How many leading trainable body modules can be frozen (all but the pooling tail)."""
+        body = self.body.new if isinstance(self.body, BranchedBody) else self.body
+        if not isinstance(body, nn.Sequential):
             return 0
-        return sum(1 for m in self.body if not isinstance(m, (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout)))
+        return sum(1 for m in body if not isinstance(m, (nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout)))
 
     def embed_features(self, f: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.head(self.drop(f)).float(), dim=1)

@@ -96,16 +96,24 @@ def v1_targets(old_encoder, dm: FaceDataModule, recipe: Recipe) -> tuple[torch.T
     return torch.from_numpy(old), torch.from_numpy(protos.astype(np.float32))
 
 
-def backbone_features(model: Embedder, ds, batch: int = 512, stages: int | None = None) -> torch.Tensor:
+def backbone_features(model: Embedder, ds, batch: int = 512, stages: int | None = None) -> torch.Tensor | tuple:
     """Frozen-body features of every training image: the whole body's for the head-only stage,
-    the first ``stages`` stages' (stored as float16: they are large maps) for a partly frozen one."""
+    the first ``stages`` stages' for a partly frozen one. Feature maps are stored as float16 (they
+    are large); a v1-branched body's cache is a pair, v1's feature vectors kept in float32."""
     model.eval()
     out = []
     with torch.inference_mode():
         for x in dataset_images(ds, batch):
             x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)
-            out.append(model.features(x).float() if stages is None else model.lower_features(x, stages).half())
+            f = model.features(x) if stages is None else model.lower_features(x, stages)
+            out.append(tuple(_stored(t) for t in f) if isinstance(f, tuple) else _stored(f))
+    if isinstance(out[0], tuple):
+        return tuple(torch.cat(parts) for parts in zip(*out))
     return torch.cat(out)
+
+
+def _stored(f: torch.Tensor) -> torch.Tensor:
+    return f.half() if f.dim() > 2 else f.float()
 
 
 def branch_v1(old: Embedder, new: Embedder | None, recipe: Recipe) -> Embedder:
@@ -172,7 +180,7 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
 
 def _stage(model: Embedder, recipe: Recipe, objective: Objective, steps: int, lr: float, trainable: str,
            dm: FaceDataModule, run: Run | None, progress: ProgressFn | None,
-           feature_cache: torch.Tensor | None = None, frozen_stages: int = 0,
+           feature_cache: torch.Tensor | tuple | None = None, frozen_stages: int = 0,
            classifier: torch.nn.Module | None = None) -> list:
     """One stage (``head``: embedding layer only; ``all``: the whole net), checkpointed in
     ``<run>/<trainable>/``. Resuming a stage that already finished restores its final weights,

@@ -55,11 +55,18 @@ def lr_lambda(schedule: str, total: int, warmup: int) -> Callable[[int], float]:
     return f
 
 
+def cached_rows(cache: torch.Tensor | tuple, idx: torch.Tensor, device) -> torch.Tensor | tuple:
+    """A batch's rows of a feature cache (a tensor, or a tuple of them for a v1-branched body), float32."""
+    if isinstance(cache, tuple):
+        return tuple(cached_rows(c, idx, device) for c in cache)
+    return cache[idx.cpu()].to(device, torch.float32)
+
+
 class EmbeddingModule(L.LightningModule):
     def __init__(self, model: Embedder, train: TrainSpec, objective: Objective, total_steps: int,
                  lr: float | None = None, trainable: str = "all", val_images: np.ndarray | None = None,
                  val_labels: np.ndarray | None = None, val_far: float = 1e-3,
-                 feature_cache: torch.Tensor | None = None, frozen_stages: int = 0,
+                 feature_cache: torch.Tensor | tuple | None = None, frozen_stages: int = 0,
                  classifier: torch.nn.Module | None = None):
         super().__init__()
         self.model, self.spec, self.objective = model, train, objective
@@ -78,7 +85,7 @@ class EmbeddingModule(L.LightningModule):
             for p in self.model.body.parameters():
                 p.requires_grad_(False)
         if self.frozen_stages:
-            for p in self.model.body[: self.frozen_stages].parameters():
+            for p in self.model.lower_stages(self.frozen_stages).parameters():
                 p.requires_grad_(False)
 
     def on_train_epoch_start(self) -> None:
@@ -87,7 +94,7 @@ class EmbeddingModule(L.LightningModule):
         if self.trainable == "head":
             self.model.body.eval()  # frozen BatchNorm statistics
         if self.frozen_stages:
-            self.model.body[: self.frozen_stages].eval()
+            self.model.lower_stages(self.frozen_stages).eval()
 
     def embed(self, x: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         if self.trainable == "head" and self.feature_cache is not None and idx is not None:
@@ -99,7 +106,7 @@ class EmbeddingModule(L.LightningModule):
         if self.frozen_stages:
             n = self.frozen_stages
             if self.feature_cache is not None and idx is not None:
-                z = self.feature_cache[idx.cpu()].to(self.device, torch.float32)
+                z = cached_rows(self.feature_cache, idx, self.device)
             else:
                 with torch.no_grad():
                     z = self.model.lower_features(x, n)

@@ -57,6 +57,27 @@ def test_training_never_moves_v1s_branch_and_does_move_the_rest(v1_and_init):
     assert not any(p.requires_grad for p in v2.body.old.parameters())
 
 
+def test_frozen_new_stages_cache_v1_and_train_only_the_rest(v1_and_init):
+    """Stage 2 with ``frozen_stages``: the cache (v1's features, the new body's lower maps) gives
+    the full forward, and only the new body's upper stages and the head move."""
+    v1, init = v1_and_init
+    start = branch_v1(v1, copy.deepcopy(init), _recipe())
+    with torch.no_grad():
+        f_old, z = start.lower_features(_x(), 1)
+        torch.testing.assert_close(start.embed_features(start.upper_features((f_old, z.half().float()), 1)),
+                                   start(_x()), atol=1e-2, rtol=0)
+    assert start.n_stages() == 2
+    v2, _ = fit_harmonic(_recipe(head_steps=2, full_steps=3, frozen_stages=1), TorchEncoder(v1), copy.deepcopy(init),
+                         old_model=copy.deepcopy(v1))
+    for k, t in v1.body.state_dict().items():
+        torch.testing.assert_close(v2.body.old.state_dict()[k], t, msg=k)
+    new_before, new_after = init.body.state_dict(), v2.body.new.state_dict()
+    for k in new_before:
+        if k.startswith("0."):  # the frozen first stage, BatchNorm statistics included
+            torch.testing.assert_close(new_after[k], new_before[k], msg=k)
+    assert any(not torch.equal(new_after[k], new_before[k]) for k in new_before if k.startswith("1.") and "weight" in k)
+
+
 def test_branch_needs_v1s_network_and_its_pixels(v1_and_init):
     v1, init = v1_and_init
     with pytest.raises(InvalidInput, match="v1's own network"):
@@ -64,8 +85,6 @@ def test_branch_needs_v1s_network_and_its_pixels(v1_and_init):
     other = recipe_from_dict({**MICRO, "model": BIG, "data": {**MICRO["data"], "image_size": 40}})
     with pytest.raises(InvalidInput, match="feeds one image to both bodies"):
         branch_v1(v1, None, other)
-    with pytest.raises(InvalidInput, match="frozen_stages"):
-        _recipe(frozen_stages=1)
 
 
 def test_cli_trains_exports_and_refuses_an_external_v1(tmp_path, micro_recipe, registry_root):
