@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from harmony.errors import IntegrityError, InvalidInput
 from harmony.models.embedder import Embedder, embedder_from_checkpoint
 from harmony.models.encode import TorchEncoder
+from harmony.models.fold import fold_batchnorm
 from harmony.models.encoder import Encoder
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ def load_encoder(reg: "Registry", name: str, batch_size: int = 512, device: str 
     if v.kind == "external":
         enc = load_external_encoder(reg, v.name, device=device, batch_size=batch_size)
     else:
-        enc = TorchEncoder(load_embedder(reg, v.name), batch_size=batch_size, device=device)
+        # a registered version never trains again: its batch norms fold into the convolutions
+        enc = TorchEncoder(fold_batchnorm(load_embedder(reg, v.name)), batch_size=batch_size, device=device)
     if int(enc.dim) != int(v.dim):
         raise IntegrityError(f"version {v.name} is recorded as {v.dim}-D but its model embeds in {enc.dim}-D",
                              hint="re-register the model under a new name with the right dim")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from harmony.models.embedder import Embedder, EmbedderSpec
+from harmony.models.fold import fold_batchnorm
 from harmony.registry import Registry
 
 
@@ -27,7 +28,8 @@ def tiny_model(seed: int = 0, dim: int = 16, image_size: int = 32) -> Embedder:
 @pytest.fixture()
 def add_tiny(reg: Registry, tmp_path: Path) -> Callable[..., Embedder]:
     """Register an untrained small_cnn as a base version; ``spec_meta`` records its spec in meta
-    the way training does (without it the input size is learned by loading the model)."""
+    the way training does (without it the input size is learned by loading the model). Returns
+    the network as ``load_encoder`` runs it (batch norms folded), so figures compare exactly."""
 
     def add(name: str, seed: int = 0, dim: int = 16, image_size: int = 32, spec_meta: bool = False) -> Embedder:
         model = tiny_model(seed, dim, image_size)
@@ -36,7 +38,7 @@ def add_tiny(reg: Registry, tmp_path: Path) -> Callable[..., Embedder]:
         torch.save(model.checkpoint(), path)
         reg.add_version(name, kind="base", artifact=path, backbone="small_cnn", dim=dim,
                         meta={"spec": model.spec.as_dict()} if spec_meta else None)
-        return model
+        return fold_batchnorm(model)
 
     return add
 
