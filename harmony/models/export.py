@@ -83,6 +83,7 @@ def _write_torchscript(model, size: int, out: Path) -> None:
 def export_model(reg: "Registry", name: str, fmt: str, out: Path | str) -> Exported:
     """Write version ``name`` (harmony-trained) to ``out`` as ``fmt`` (onnx | torchscript) and its
     pipeline to ``out.json``."""
+    from harmony.models.fold import fold_batchnorm
     from harmony.models.loading import load_embedder
 
     if fmt not in FORMATS:
@@ -92,6 +93,7 @@ def export_model(reg: "Registry", name: str, fmt: str, out: Path | str) -> Expor
         raise InvalidInput(f"--out {out} is a folder", hint="pass a file name, e.g. --out model.onnx")
     v = reg.get_version(name)
     model = load_embedder(reg, v.name)  # refuses external versions: they are model files already
+    fold_batchnorm(model)  # the file runs as load_encoder does: batch norms inside the convolutions
     size = int(model.spec.image_size)
     if fmt == "onnx":
         try:
