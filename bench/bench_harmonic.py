@@ -9,8 +9,8 @@ were tuned on the separate VAL identities). Reports the 2x2 figures per method a
 over seeds, and writes bench/results/harmonic.json.
 
 Run: ``python bench/bench_harmonic.py`` (2 seeds) or ``--full`` (3 seeds); ``--seeds 0 1 2``. Each seed is
-saved to results/harmonic-seed<N>.json with a key of the recipes; the summary pools every saved seed
-of the current recipes (``--pool-only`` just re-summarises).
+saved to results/harmonic-seed<N>-<key>.json, the key naming the recipes and the training precision
+(bench/seed_pool.py); the summary pools every saved seed of that key (``--pool-only`` just re-summarises).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import numpy as np
 from harmony.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # bench.seed_pool, also when run as a script
 RESULTS = ROOT / "bench" / "results" / "harmonic.json"
 RESULTS_DIR = RESULTS.parent
 FARS = (1e-2, 1e-3)
@@ -175,18 +177,13 @@ def one_seed(seed: int, methods: dict) -> dict:
     return out
 
 
-def recipes_key() -> str:
-    """Seeds are pooled only when they ran the same recipes (a recipe edit starts a new pool)."""
-    import yaml  # the parsed content, so an edited comment keeps the pool
+def recipes_key(precision: str | None = None) -> str:
+    """The seed pool of the current recipes at ``precision`` (default: what this machine trains
+    them at; bench/seed_pool.py)."""
+    from bench.seed_pool import pool_key, training_precision
 
-    content = {name: yaml.safe_load((ROOT / "recipes" / name).read_text()) for name in RECIPES}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def pooled_runs(key: str) -> list[dict]:
-    """Every per-seed file measured with these recipes, so seeds run on different days compose."""
-    runs = [json.loads(f.read_text()) for f in sorted(RESULTS_DIR.glob("harmonic-seed*.json"))]
-    return sorted((r for r in runs if r.get("recipes") == key), key=lambda r: r["seed"])
+    paths = [ROOT / "recipes" / name for name in RECIPES]
+    return pool_key(paths, precision or training_precision(paths))
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -229,22 +226,30 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None = None,
-        pool_only: bool = False) -> dict:
-    """Train the given seeds (each saved to its own file), then summarise every seed of the same recipes."""
-    key = recipes_key()
+        pool_only: bool = False, pool_precision: str | None = None) -> dict:
+    """Train the given seeds (each saved to its own file), then summarise every seed of the same
+    recipes and precision. ``pool_precision`` (with ``pool_only``): summarise the seeds another
+    machine trained at that precision."""
+    from bench.seed_pool import pooled_runs, seed_path, training_precision
+
+    if pool_precision and not pool_only:
+        raise SystemExit("--precision only selects a pool to summarise: use it with --pool-only")
+    key = recipes_key(pool_precision)
     seeds = [] if pool_only else (seeds if seeds is not None else ([0, 1] if quick else [0, 1, 2]))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    precision = pool_precision or training_precision([ROOT / "recipes" / name for name in RECIPES])
     for s in seeds:
-        r = one_seed(s, methods or METHODS) | {"recipes": key}
-        path = RESULTS_DIR / f"harmonic-seed{s}.json"
+        r = one_seed(s, methods or METHODS) | {"recipes": key, "precision": precision}
+        path = seed_path(RESULTS_DIR, "harmonic", s, key)
         old = json.loads(path.read_text()) if path.is_file() else {}
         if old.get("recipes") == key:  # same recipes: keep the methods measured before (a sweep adds to them)
             r["methods"] = old["methods"] | r["methods"]
             r["seconds"] = old["seconds"] | r["seconds"]
         atomic_write_text(path, json.dumps(r, indent=2, default=float))
-    runs = pooled_runs(key)
+    runs = pooled_runs(RESULTS_DIR, "harmonic", key)
     if not runs:
-        raise SystemExit(f"no seed measured with the current recipes ({key}); run without --pool-only")
+        raise SystemExit(f"no seed measured with the current recipes at {precision} ({key}); run without "
+                         "--pool-only, or pick the pool of another precision with --precision")
     rows = summarise(runs)
     main = [r for r in rows if r["method"] == MAIN]
 
@@ -256,7 +261,7 @@ def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None
                         f"VAL(v2->v1) {r['VAL(v2->v1)']:.3f}, gain recovered {gain(r)} "
                         f"(mean +- std over seeds {r['seeds']})" for r in main)
     out = {"benchmark": "harmonic", "summary": summary, "rows": rows, "runs": runs, "recipes": key,
-           "machine": {"cpus": os.cpu_count()}}
+           "precision": precision, "machine": {"cpus": os.cpu_count()}}
     atomic_write_text(RESULTS, json.dumps(out, indent=2, default=float))
     plot_front(rows, f"{min(FARS):g}", FRONT_PNG)
     return out
@@ -269,8 +274,10 @@ if __name__ == "__main__":
     ap.add_argument("--methods", nargs="*", choices=list(METHODS), help="default: all")
     ap.add_argument("--sweep", action="store_true", help="the trade-off sweep over the loss weights (SWEEP)")
     ap.add_argument("--pool-only", action="store_true", help="train nothing; summarise the saved seeds")
+    ap.add_argument("--precision", choices=["bf16-mixed", "32-true"],
+                    help="with --pool-only: the pool trained at this precision (default: this machine's)")
     args = ap.parse_args()
     res = run(quick=not args.full, seeds=args.seeds,
               methods=SWEEP if args.sweep else ({m: METHODS[m] for m in args.methods} if args.methods else None),
-              pool_only=args.pool_only)
+              pool_only=args.pool_only, pool_precision=args.precision)
     print(res["summary"])

@@ -9,7 +9,8 @@ held-out TEST identities: VAL(v1,v1), VAL(v2,v2), VAL(v2->h(v1)), VAL(h(v1),h(v1
 gain_recovered, and VAL(v2->v1) without h. Variants of the recipe (linear map only, L2 + triplet)
 are fitted on the same cached embeddings and scored on VAL and TEST identities; the recipe was
 chosen on the VAL figures. Mean over the seeds run (each seed saved to
-results/transform-seed<N>.json with a key of the recipes; the summary pools every saved seed).
+results/transform-seed<N>-<key>.json, the key naming the recipes and the training precision
+(bench/seed_pool.py); the summary pools every saved seed of that key).
 
 Speed, on one gallery (synthetic 64 px PNG faces of test-split identities, flat codec, seed 0's
 models): ``migrate gallery --via`` (read the stored v1 vectors, h, install the v2 index; no image
@@ -23,7 +24,6 @@ writes bench/results/transform.json.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -52,11 +52,11 @@ DEFAULT_MODELS = Path(tempfile.gettempdir()) / "harmony-bench-models"
 
 
 def recipes_key() -> str:
-    """Seeds are pooled only when they ran the same recipes (a recipe edit starts a new pool)."""
-    import yaml
+    """The seed pool of the current recipes at this machine's training precision (bench/seed_pool.py)."""
+    from bench.seed_pool import pool_key, training_precision
 
-    content = {name: yaml.safe_load((ROOT / "recipes" / name).read_text()) for name in RECIPES}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+    paths = [ROOT / "recipes" / name for name in RECIPES]
+    return pool_key(paths, training_precision(paths))
 
 
 def base_models(seed: int, models: Path) -> dict[str, Path]:
@@ -128,11 +128,6 @@ def one_seed(seed: int, models: Path) -> dict:
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def pooled_runs(key: str) -> list[dict]:
-    runs = [json.loads(f.read_text()) for f in sorted(RESULTS_DIR.glob("transform-seed*.json"))]
-    return sorted((r for r in runs if r.get("recipes") == key), key=lambda r: r["seed"])
 
 
 def summarise(runs: list[dict]) -> list[dict]:
@@ -221,13 +216,16 @@ def run(quick: bool = True, seeds: list[int] | None = None, models: Path = DEFAU
 
     from bench.run import machine
 
+    from bench.seed_pool import pooled_runs, seed_path, training_precision
+
     key = recipes_key()
+    paths = [ROOT / "recipes" / name for name in RECIPES]
     seeds = [] if pool_only else (seeds if seeds is not None else ([0] if quick else [0, 1, 2]))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for s in seeds:
-        r = one_seed(s, models) | {"recipes": key}
-        atomic_write_text(RESULTS_DIR / f"transform-seed{s}.json", json.dumps(r, indent=2, default=float))
-    runs = pooled_runs(key)
+        r = one_seed(s, models) | {"recipes": key, "precision": training_precision(paths)}
+        atomic_write_text(seed_path(RESULTS_DIR, "transform", s, key), json.dumps(r, indent=2, default=float))
+    runs = pooled_runs(RESULTS_DIR, "transform", key)
     if not runs:
         raise SystemExit(f"no seed measured with the current recipes ({key}); run without --pool-only")
     rows = summarise(runs)

@@ -59,18 +59,41 @@ def test_peak_memory_is_this_process_and_resets():
     assert peak_rss_mb() - rss_mb() < 16  # the peak starts again from what is resident now
 
 
-def test_seed_pool_key_follows_recipe_content_not_comments(tmp_path, monkeypatch):
-    import bench.bench_harmonic as bh
+def test_seed_pool_key_follows_recipe_content_and_precision_not_comments(tmp_path):
+    from bench.seed_pool import pool_key
 
-    (tmp_path / "recipes").mkdir()
-    for name in bh.RECIPES:
-        (tmp_path / "recipes" / name).write_text("# a comment\ntrain: {steps: 10}\n")
-    monkeypatch.setattr(bh, "ROOT", tmp_path)
-    key = bh.recipes_key()
-    (tmp_path / "recipes" / bh.RECIPES[0]).write_text("# another comment\ntrain: {steps: 10}\n")
-    assert bh.recipes_key() == key
-    (tmp_path / "recipes" / bh.RECIPES[0]).write_text("train: {steps: 11}\n")
-    assert bh.recipes_key() != key
+    paths = [tmp_path / f"r{i}.yaml" for i in range(3)]
+    for p in paths:
+        p.write_text("# a comment\ntrain: {steps: 10}\n")
+    key = pool_key(paths, "bf16-mixed")
+    paths[0].write_text("# another comment\ntrain: {steps: 10}\n")
+    assert pool_key(paths, "bf16-mixed") == key
+    assert pool_key(paths, "32-true") != key  # bf16 and fp32 seeds never pool
+    paths[0].write_text("train: {steps: 11}\n")
+    assert pool_key(paths, "bf16-mixed") != key
+
+
+def test_seed_pools_keep_their_own_files(tmp_path):
+    """A seed run at another precision (or recipe) writes its own file and pools only with its own."""
+    import json
+
+    from bench.seed_pool import pooled_runs, seed_path
+
+    for key, seeds in (("aaaa", (1, 0)), ("bbbb", (0,))):
+        for s in seeds:
+            seed_path(tmp_path, "harmonic", s, key).write_text(json.dumps({"seed": s, "recipes": key}))
+    assert len(list(tmp_path.iterdir())) == 3  # seed 0 of pool bbbb did not overwrite seed 0 of aaaa
+    assert [r["seed"] for r in pooled_runs(tmp_path, "harmonic", "aaaa")] == [0, 1]
+    assert [r["recipes"] for r in pooled_runs(tmp_path, "harmonic", "bbbb")] == ["bbbb"]
+    assert pooled_runs(tmp_path, "transform", "aaaa") == []
+
+
+def test_shipped_recipes_pool_key_names_this_machines_precision(monkeypatch):
+    import bench.bench_harmonic as bh
+    import bench.seed_pool as sp
+
+    monkeypatch.setattr(sp, "training_precision", lambda paths: "bf16-mixed")
+    assert bh.recipes_key() == bh.recipes_key("bf16-mixed") != bh.recipes_key("32-true")
 
 
 def test_backfill_order_summary_means_areas_over_seeds_and_counts_uncertainty_wins():
