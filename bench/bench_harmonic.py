@@ -234,15 +234,15 @@ def run(quick: bool = True, seeds: list[int] | None = None, methods: dict | None
 
     if pool_precision and not pool_only:
         raise SystemExit("--precision only selects a pool to summarise: use it with --pool-only")
-    key = recipes_key(pool_precision)
+    precision = pool_precision or training_precision([ROOT / "recipes" / name for name in RECIPES])
+    key = recipes_key(precision)
     seeds = [] if pool_only else (seeds if seeds is not None else ([0, 1] if quick else [0, 1, 2]))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    precision = pool_precision or training_precision([ROOT / "recipes" / name for name in RECIPES])
     for s in seeds:
         r = one_seed(s, methods or METHODS) | {"recipes": key, "precision": precision}
         path = seed_path(RESULTS_DIR, "harmonic", s, key)
         old = json.loads(path.read_text()) if path.is_file() else {}
-        if old.get("recipes") == key:  # same recipes: keep the methods measured before (a sweep adds to them)
+        if old:  # the same pool: keep the methods measured before (a sweep adds to them)
             r["methods"] = old["methods"] | r["methods"]
             r["seconds"] = old["seconds"] | r["seconds"]
         atomic_write_text(path, json.dumps(r, indent=2, default=float))

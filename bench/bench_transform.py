@@ -51,14 +51,6 @@ VARIANTS = {
 DEFAULT_MODELS = Path(tempfile.gettempdir()) / "harmony-bench-models"
 
 
-def recipes_key() -> str:
-    """The seed pool of the current recipes at this machine's training precision (bench/seed_pool.py)."""
-    from bench.seed_pool import pool_key, training_precision
-
-    paths = [ROOT / "recipes" / name for name in RECIPES]
-    return pool_key(paths, training_precision(paths))
-
-
 def base_models(seed: int, models: Path) -> dict[str, Path]:
     """v1 and v2-base checkpoints of ``seed``: trained with fit_base once, then reused."""
     import torch
@@ -216,14 +208,15 @@ def run(quick: bool = True, seeds: list[int] | None = None, models: Path = DEFAU
 
     from bench.run import machine
 
-    from bench.seed_pool import pooled_runs, seed_path, training_precision
+    from bench.seed_pool import pool_key, pooled_runs, seed_path, training_precision
 
-    key = recipes_key()
     paths = [ROOT / "recipes" / name for name in RECIPES]
+    precision = training_precision(paths)
+    key = pool_key(paths, precision)
     seeds = [] if pool_only else (seeds if seeds is not None else ([0] if quick else [0, 1, 2]))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     for s in seeds:
-        r = one_seed(s, models) | {"recipes": key, "precision": training_precision(paths)}
+        r = one_seed(s, models) | {"recipes": key, "precision": precision}
         atomic_write_text(seed_path(RESULTS_DIR, "transform", s, key), json.dumps(r, indent=2, default=float))
     runs = pooled_runs(RESULTS_DIR, "transform", key)
     if not runs:

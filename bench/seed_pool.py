@@ -17,14 +17,19 @@ from pathlib import Path
 
 
 def training_precision(recipe_paths: Sequence[Path]) -> str:
-    """The precision these recipes train at on this machine (one value; mixed ones are joined)."""
-    from harmony.recipe import load_recipe
+    """The precision the training recipes among these train at on this machine (one value; mixed
+    ones are joined). A recipe without a ``train`` section (a transform recipe) trains no network."""
+    import yaml
+
+    from harmony.recipe import TrainSpec
     from harmony.training.precision import resolve_precision
 
     found = []
     for p in recipe_paths:
-        t = load_recipe(p).train
-        found.append(resolve_precision(t.precision, t.accelerator))
+        train = (yaml.safe_load(Path(p).read_text()) or {}).get("train")
+        if isinstance(train, dict):
+            found.append(resolve_precision(train.get("precision", TrainSpec.precision),
+                                           train.get("accelerator", TrainSpec.accelerator)))
     return "+".join(dict.fromkeys(found))
 
 

@@ -129,3 +129,13 @@ def test_capacity_plan_is_computed_from_the_measured_rates(tmp_path, monkeypatch
     monkeypatch.setattr(bc, "DOC", doc)
     assert bc.write_doc("new table")
     assert doc.read_text() == f"intro\n{bc.BEGIN}\nnew table\n{bc.END}\noutro\n"
+
+
+def test_training_precision_reads_the_training_recipes_only(tmp_path):
+    from bench.seed_pool import training_precision
+
+    (tmp_path / "base.yaml").write_text("train: {precision: 32-true}\n")
+    (tmp_path / "transform.yaml").write_text("transform: {hidden: 64}\n")  # trains no network
+    (tmp_path / "bf16.yaml").write_text("train: {precision: bf16-mixed}\n")
+    assert training_precision([tmp_path / "base.yaml", tmp_path / "transform.yaml"]) == "32-true"
+    assert training_precision([tmp_path / "base.yaml", tmp_path / "bf16.yaml"]) == "32-true+bf16-mixed"
