@@ -95,6 +95,7 @@ class HarmonicSpec:
     method: Literal["harmonic", "bct"] = "harmonic"
     anchors: Literal["new", "both"] = "new"
     positives: Literal["both", "old"] = "both"  # where a v2 anchor's positives come from (old = v1 side only)
+    negatives: Literal["both", "old"] = "both"  # and its negatives (old: v1 side only, every triplet cross-version)
     loss: Literal["triplet", "ract"] = "triplet"  # ract: relative-order contrastive (hot-refresh upgrades)
     ract_tau: float = 0.05
     frozen_stages: int = 0  # stage 2 keeps this many leading body stages frozen (their output is cached)
@@ -429,6 +430,8 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.head_steps + r.harmonic.full_steps > 0, "harmonic.head_steps/full_steps", "need at least one step"),
         (r.harmonic.prototype_renders >= 1, "harmonic.prototype_renders", "must be >= 1"),
         (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
+        (r.harmonic.negatives == "both" or (r.harmonic.positives == "old" and r.harmonic.anchors == "new"),
+         "harmonic.negatives", "old needs harmonic.positives: old and harmonic.anchors: new (v2 anchors, v1 positives)"),
         (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
         (r.harmonic.margin_weight >= 0, "harmonic.margin_weight", "must be >= 0"),
     ] + _margin_checks(r.train)

@@ -139,3 +139,34 @@ def test_training_precision_reads_the_training_recipes_only(tmp_path):
     (tmp_path / "bf16.yaml").write_text("train: {precision: bf16-mixed}\n")
     assert training_precision([tmp_path / "base.yaml", tmp_path / "transform.yaml"]) == "32-true"
     assert training_precision([tmp_path / "base.yaml", tmp_path / "bf16.yaml"]) == "32-true+bf16-mixed"
+
+
+def test_val_tuning_runs_pool_apart_from_the_test_figures(tmp_path, monkeypatch):
+    """--split val writes harmonic-val-seed*.json and harmonic-val.json; the test pool and its
+    summary file stay untouched, so tuning never enters the benchmark's figures."""
+    import json
+
+    import bench.bench_harmonic as bh
+
+    monkeypatch.setattr(bh, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(bh, "RESULTS", tmp_path / "harmonic.json")
+    monkeypatch.setattr(bh, "one_seed", lambda seed, methods, split: _seed(seed, {m: 0.75 for m in methods}))
+    bh.run(seeds=[0], methods={"cand": {}}, split="val")
+    assert not (tmp_path / "harmonic.json").exists()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names[0] == "harmonic-val-seed0-" + bh.recipes_key() + ".json" and names[1] == "harmonic-val.json"
+    bh.run(seeds=[0], methods={"main": {}}, split="test")
+    test = json.loads((tmp_path / "harmonic.json").read_text())
+    assert [r["method"] for r in test["rows"] if r["far"] == "0.001"] == ["v2-base (independent)", "main"]
+
+
+def test_a_tuning_candidate_is_validated_against_the_recipe():
+    import pytest
+
+    from bench.bench_harmonic import candidate
+    from harmony.errors import InvalidInput
+
+    assert candidate(["harmonic.frozen_stages=2", "harmonic.loss=ract"]) == {"harmonic.frozen_stages": 2,
+                                                                               "harmonic.loss": "ract"}
+    with pytest.raises(InvalidInput, match="prototype_rendrs"):
+        candidate(["harmonic.prototype_rendrs=32"])

@@ -41,12 +41,19 @@ def relative_order_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tens
 
 def harmonic_triplet_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor, margin: float = 0.2,
                           mining: str = "semihard", anchors: str = "new", prototypes: torch.Tensor | None = None,
-                          prototype_weight: float = 0.0, positives: str = "both") -> torch.Tensor:
+                          prototype_weight: float = 0.0, positives: str = "both", negatives: str = "both"
+                          ) -> torch.Tensor:
     """new, old (B, d): the same images under v2 and v1 (old carries no gradient); labels (B,).
 
     ``positives="old"`` takes a v2 anchor's positives from the v1 side only (negatives stay the
-    union), so every triplet is a cross-version ranking."""
+    union), so every triplet is a cross-version ranking. ``negatives="old"`` (with v1 positives)
+    takes the negatives from v1's side too: each triplet is exactly a v2 query against a v1
+    gallery, what VAL(v2->v1) scores, and v2's own ranking is left to the prototype pull."""
     b = len(labels)
+    if negatives not in ("both", "old"):
+        raise ValueError(f"negatives must be 'both' or 'old', got {negatives!r}")
+    if negatives == "old" and (anchors != "new" or positives != "old"):
+        raise ValueError("negatives='old' needs anchors='new' and positives='old'")
     cand = torch.cat([new, old.detach()], 0)
     lab_c = torch.cat([labels, labels])
     idx = torch.arange(b, device=new.device)
@@ -57,7 +64,10 @@ def harmonic_triplet_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Te
         exclude[idx, idx] = True
         if positives == "old":
             exclude[:, :b] = True
-        loss = mined_triplet_loss(new, cand, labels, lab_c, exclude, margin, mining)
+        if negatives == "old":  # v1 candidates only; a v2 anchor's own v1 embedding is a positive
+            loss = mined_triplet_loss(new, old.detach(), labels, labels, None, margin, mining)
+        else:
+            loss = mined_triplet_loss(new, cand, labels, lab_c, exclude, margin, mining)
     elif anchors == "both":
         if positives == "old":
             raise ValueError("positives='old' needs anchors='new'")

@@ -167,7 +167,7 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
             loss = loss + h.prototype_weight * prototype_pull(new, p) if p is not None else loss
         else:
             loss = harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight,
-                                         h.positives)
+                                         h.positives, h.negatives)
         return loss + own(module, batch, new) if margin else loss
 
     def bct(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:

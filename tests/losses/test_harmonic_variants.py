@@ -72,3 +72,41 @@ def test_positives_old_rejects_both_anchors():
     new, old, y = _batch(6)
     with pytest.raises(ValueError, match="anchors='new'"):
         harmonic_triplet_loss(new, old, y, anchors="both", positives="old")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_old_negatives_batch_all_matches_a_loop(seed):
+    """negatives='old': every triplet is (v2 anchor, v1 positive, v1 negative), a v2 query
+    against a v1 gallery; the anchor's own v1 embedding counts as a positive."""
+    new, old, y = _batch(seed)
+    m = 0.2
+    d = lambda a, b: float(((a - b) ** 2).sum())  # noqa: E731
+    losses = [v for i in range(len(y)) for j in range(len(y)) if y[j] == y[i]
+              for n in range(len(y)) if y[n] != y[i]
+              for v in [d(new[i], old[j]) - d(new[i], old[n]) + m] if v > 0]
+    got = harmonic_triplet_loss(new, old, y, margin=m, mining="all", positives="old", negatives="old")
+    assert float(got) == pytest.approx(sum(losses) / len(losses), rel=1e-4)
+    union = harmonic_triplet_loss(new, old, y, margin=m, mining="all", positives="old")
+    assert float(union) != pytest.approx(float(got), rel=1e-4)  # v2-side negatives changed something
+
+
+def test_old_negatives_need_old_positives_in_the_loss_and_the_recipe(tmp_path):
+    from harmony.errors import InvalidInput
+    from harmony.recipe import load_recipe
+
+    new, old, y = _batch(7)
+    with pytest.raises(ValueError, match="needs anchors='new' and positives='old'"):
+        harmonic_triplet_loss(new, old, y, negatives="old")
+    from pathlib import Path
+
+    import yaml
+
+    d = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes/harmonic-tiny.yaml").read_text())
+    d["harmonic"] |= {"negatives": "old", "positives": "both"}
+    p = tmp_path / "r.yaml"
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(InvalidInput, match="harmonic.negatives"):
+        load_recipe(p)
+    d["harmonic"]["positives"] = "old"
+    p.write_text(yaml.safe_dump(d))
+    assert load_recipe(p).harmonic.negatives == "old"
