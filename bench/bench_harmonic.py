@@ -136,6 +136,26 @@ def cached_base(recipe, seed: int):
     return model.eval(), secs
 
 
+def anatomy(e1: np.ndarray, e2: np.ndarray, labels: np.ndarray) -> dict:
+    """Where a cross-version same-identity distance comes from, on held-out identities: the
+    offset between an identity's v2 and v1 centres (``bias``: shared by all of its v2 probes, so
+    it hurts v2->v1 and not v2v2) and each version's spread around its own centre (``spread``).
+    Means of squared L2 over identities; centres are unnormalised means of the identity's images.
+    ``bias`` is corrected for the sampling noise of two K-image centres (|mean d|^2 less the
+    variance of d = e2 - e1 over K), so an identity whose v2 centre sits on v1's scores ~0."""
+    ids = np.unique(labels)
+    at = np.searchsorted(ids, labels)
+    d = e2 - e1
+    k = np.bincount(at).astype(np.float64)
+    c1 = np.stack([e1[at == i].mean(0) for i in range(len(ids))])
+    c2 = np.stack([e2[at == i].mean(0) for i in range(len(ids))])
+    dbar = c2 - c1
+    var_d = np.bincount(at, ((d - dbar[at]) ** 2).sum(1)) / np.maximum(k - 1, 1)
+    return {"bias": float(((dbar ** 2).sum(1) - var_d / k).mean()),
+            "spread_v1": float(((e1 - c1[at]) ** 2).sum(1).mean()),
+            "spread_v2": float(((e2 - c2[at]) ** 2).sum(1).mean())}
+
+
 def one_seed(seed: int, methods: dict, split: str = "test") -> dict:
     from harmony.data.datamodule import eval_set
     from harmony.metrics import compatibility_report, flip_report, identification_report
@@ -173,7 +193,8 @@ def one_seed(seed: int, methods: dict, split: str = "test") -> dict:
                                                     for r in rep.rows},
                                 "top1": {"v1->v1": ident.rows[0].accuracy[1], "v2->v2": ident.rows[1].accuracy[1],
                                          "v2->v1": ident.rows[2].accuracy[1]},
-                                "flip_rate": {"new": flips.new.rate, "cross": flips.cross.rate}}
+                                "flip_rate": {"new": flips.new.rate, "cross": flips.cross.rate},
+                                "anatomy": anatomy(e1, e2, test.labels)}
         out["seconds"][name] = secs
         print(f"seed {seed} {name}: " + ", ".join(
             f"FAR {r.far:g}: v1v1 {r.old_old.val:.3f} v2v2 {r.new_new.val:.3f} v2->v1 {r.new_old.val:.3f}"

@@ -100,6 +100,7 @@ class HarmonicSpec:
     ract_tau: float = 0.05
     frozen_stages: int = 0  # stage 2 keeps this many leading body stages frozen (their output is cached)
     prototype_weight: float = 16.0  # 0 = the paper's triplet-only harmonic loss
+    centre_weight: float = 0.0  # x ||mean v2 - mean v1||^2 per identity of a batch (losses/harmonic.centre_offset)
     margin_weight: float = 1.0  # with a margin train.loss: weight of that loss on v2 next to the harmonic term
     prototype_renders: int = 6  # v1 images per training identity averaged into its prototype
     bct_weight: float = 1.0
@@ -419,6 +420,7 @@ def _validate(r: Recipe) -> Recipe:
          f"is {r.train.k} but data.per_identity renders only {r.data.per_identity} images per identity"),
         (r.harmonic.prototype_weight >= 0 and r.harmonic.bct_weight >= 0, "harmonic.prototype_weight/bct_weight",
          "must be >= 0"),
+        (r.harmonic.centre_weight >= 0, "harmonic.centre_weight", "must be >= 0"),
         (r.harmonic.bct_scale > 0, "harmonic.bct_scale", "must be > 0"),
         (r.harmonic.head_lr > 0 and r.harmonic.full_lr > 0, "harmonic.head_lr/full_lr", "must be > 0"),
         (r.train.p >= 2 and r.train.k >= 2, "train.p/train.k", "must both be >= 2"),

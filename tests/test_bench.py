@@ -170,3 +170,20 @@ def test_a_tuning_candidate_is_validated_against_the_recipe():
                                                                                "harmonic.loss": "ract"}
     with pytest.raises(InvalidInput, match="prototype_rendrs"):
         candidate(["harmonic.prototype_rendrs=32"])
+
+
+def test_anatomy_splits_cross_distance_into_centre_offset_and_spread():
+    import numpy as np
+
+    from bench.bench_harmonic import anatomy
+
+    labels = np.repeat(np.arange(3), 2)
+    e1 = np.array([[1, 0], [-1, 0], [3, 0], [1, 0], [0, 1], [0, 3]], np.float64)
+    a = anatomy(e1, e1 + [0.5, 0.0], labels)  # every v2 vector shifted: pure offset, same spread
+    assert np.isclose(a["bias"], 0.25) and np.isclose(a["spread_v1"], a["spread_v2"])
+    assert np.isclose(a["spread_v1"], 1.0)  # (1 + 1 + 1 + 1 + 1 + 1) / 6
+    rng = np.random.default_rng(0)  # v2 = v1 + independent per-image noise: centres agree, bias ~0
+    labels = np.repeat(np.arange(400), 8)
+    e1 = rng.normal(size=(labels.size, 4))
+    noisy = anatomy(e1, e1 + rng.normal(scale=0.3, size=e1.shape), labels)
+    assert abs(noisy["bias"]) < 0.01 < 4 * 0.09 / 8  # the uncorrected |mean d|^2 would be ~0.045

@@ -19,6 +19,20 @@ def prototype_pull(new: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
     return ((new - prototypes) ** 2).sum(1).mean()
 
 
+def centre_offset(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch's identities of ||mean v2 - mean v1||^2 over that identity's images.
+
+    The part of a v2 embedding that moves an identity's centre away from v1's is what a v2 probe
+    carries into every comparison with v1's gallery (and v2v2 never sees), while a change that
+    averages out over an identity's images only removes v1's per-image noise. This penalises the
+    first alone; the prototype pull penalises both."""
+    ids, at = torch.unique(labels, return_inverse=True)
+    d = new - old.detach()
+    sums = torch.zeros(len(ids), d.shape[1], dtype=d.dtype, device=d.device).index_add_(0, at, d)
+    counts = torch.bincount(at, minlength=len(ids)).to(d.dtype)
+    return ((sums / counts[:, None]) ** 2).sum(1).mean()
+
+
 def relative_order_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Tensor, tau: float = 0.05) -> torch.Tensor:
     """The relative-order contrastive loss of hot-refresh upgrades (RACT, ICLR 2022), in a batch.
 

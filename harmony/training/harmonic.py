@@ -32,7 +32,7 @@ from harmony.data.datasets import ArrayFaces
 from harmony.data.synthetic import render
 from harmony.errors import Incompatible, InvalidInput
 from harmony.losses import bct_influence_loss, harmonic_triplet_loss, triplet_loss
-from harmony.losses.harmonic import prototype_pull, relative_order_loss
+from harmony.losses.harmonic import centre_offset, prototype_pull, relative_order_loss
 from harmony.losses.margins import MARGIN_LOSSES
 from harmony.models.embedder import Embedder
 from harmony.models.encode import encode_array
@@ -168,6 +168,8 @@ def make_objective(recipe: Recipe, old_train: torch.Tensor, protos: torch.Tensor
         else:
             loss = harmonic_triplet_loss(new, old, y, t.margin, t.mining, h.anchors, p, h.prototype_weight,
                                          h.positives, h.negatives)
+        if h.centre_weight > 0:
+            loss = loss + h.centre_weight * centre_offset(new, old, y)
         return loss + own(module, batch, new) if margin else loss
 
     def bct(module: EmbeddingModule, batch: dict, new: torch.Tensor) -> torch.Tensor:

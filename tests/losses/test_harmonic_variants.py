@@ -110,3 +110,18 @@ def test_old_negatives_need_old_positives_in_the_loss_and_the_recipe(tmp_path):
     d["harmonic"]["positives"] = "old"
     p.write_text(yaml.safe_dump(d))
     assert load_recipe(p).harmonic.negatives == "old"
+
+
+def test_centre_offset_sees_identity_shifts_not_per_image_noise():
+    from harmony.losses.harmonic import centre_offset
+
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    old = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    wobble = torch.tensor([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])[:, None] * torch.ones(1, 4)
+    assert float(centre_offset(old + wobble, old, y)) == pytest.approx(0.0, abs=1e-6)  # averages out per identity
+    shift = torch.zeros(6, 4)
+    shift[y == 1, 0] = 0.3
+    assert float(centre_offset(old + shift, old, y)) == pytest.approx(0.09 / 3, rel=1e-5)
+    new = (old + shift).requires_grad_()
+    centre_offset(new, old, y).backward()
+    assert new.grad[y != 1].abs().max() == 0 and new.grad[y == 1, 0].gt(0).all()
