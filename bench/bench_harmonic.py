@@ -172,7 +172,8 @@ def one_seed(seed: int, methods: dict, split: str = "test") -> dict:
     e1 = encode_array(v1, test.images)
     e2b = encode_array(v2b, test.images)
     base = compatibility_report(e1, e2b, test.labels, FARS)
-    out = {"seed": seed, "split": split, "seconds": {"v1": t_v1, "v2-base": t_v2b}, "v1": {}, "v2-base": {}, "methods": {}}
+    out = {"seed": seed, "split": split, "seconds": {"v1": t_v1, "v2-base": t_v2b}, "v1": {}, "v2-base": {},
+           "methods": {}}
     for row in base.rows:
         out["v1"][f"{row.far:g}"] = row.old_old.val
         out["v2-base"][f"{row.far:g}"] = {"own": row.new_new.val, "cross_to_v1": row.new_old.val}

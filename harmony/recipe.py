@@ -433,7 +433,8 @@ def _validate(r: Recipe) -> Recipe:
         (r.harmonic.prototype_renders >= 1, "harmonic.prototype_renders", "must be >= 1"),
         (r.harmonic.ract_tau > 0, "harmonic.ract_tau", "must be > 0"),
         (r.harmonic.negatives == "both" or (r.harmonic.positives == "old" and r.harmonic.anchors == "new"),
-         "harmonic.negatives", "old needs harmonic.positives: old and harmonic.anchors: new (v2 anchors, v1 positives)"),
+         "harmonic.negatives",
+         "old needs harmonic.positives: old and harmonic.anchors: new (v2 anchors, v1 positives)"),
         (r.harmonic.frozen_stages >= 0, "harmonic.frozen_stages", "must be >= 0"),
         (r.harmonic.margin_weight >= 0, "harmonic.margin_weight", "must be >= 0"),
     ] + _margin_checks(r.train)
