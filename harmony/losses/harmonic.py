@@ -73,15 +73,14 @@ def harmonic_triplet_loss(new: torch.Tensor, old: torch.Tensor, labels: torch.Te
     idx = torch.arange(b, device=new.device)
     if positives not in ("both", "old"):
         raise ValueError(f"positives must be 'both' or 'old', got {positives!r}")
-    if anchors == "new":
+    if anchors == "new" and negatives == "old":  # v1 candidates only; an anchor's own v1 embedding is a positive
+        loss = mined_triplet_loss(new, old.detach(), labels, labels, None, margin, mining)
+    elif anchors == "new":
         exclude = torch.zeros(b, 2 * b, dtype=torch.bool, device=new.device)
         exclude[idx, idx] = True
         if positives == "old":
             exclude[:, :b] = True
-        if negatives == "old":  # v1 candidates only; a v2 anchor's own v1 embedding is a positive
-            loss = mined_triplet_loss(new, old.detach(), labels, labels, None, margin, mining)
-        else:
-            loss = mined_triplet_loss(new, cand, labels, lab_c, exclude, margin, mining)
+        loss = mined_triplet_loss(new, cand, labels, lab_c, exclude, margin, mining)
     elif anchors == "both":
         if positives == "old":
             raise ValueError("positives='old' needs anchors='new'")
