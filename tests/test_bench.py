@@ -187,3 +187,28 @@ def test_anatomy_splits_cross_distance_into_centre_offset_and_spread():
     e1 = rng.normal(size=(labels.size, 4))
     noisy = anatomy(e1, e1 + rng.normal(scale=0.3, size=e1.shape), labels)
     assert abs(noisy["bias"]) < 0.01 < 4 * 0.09 / 8  # the uncorrected |mean d|^2 would be ~0.045
+
+
+def test_objective_candidates_score_val_only_and_merge_by_their_overrides(tmp_path, monkeypatch):
+    """bench_objectives --split val --set ...: one row per (objective, overrides, budget) in
+    objectives-val.json, a re-run replacing its own row; the reported objectives.json is untouched."""
+    import json
+
+    import pytest
+
+    import bench.bench_objectives as bo
+
+    seen = []
+    monkeypatch.setattr(bo, "VAL", tmp_path / "objectives-val.json")
+    monkeypatch.setattr(bo, "RESULTS", tmp_path / "objectives.json")
+    monkeypatch.setattr(bo, "measure", lambda r, splits: seen.append((r.train.margin_loss.warmup_steps, splits))
+                        or {"objective": r.train.loss, "val_val@0.001": 0.5})
+    bo.candidate(False, ("train.margin_loss.warmup_steps=50",), ["arcface"])
+    bo.candidate(False, (), ["arcface"])
+    bo.candidate(False, ("train.margin_loss.warmup_steps=50",), ["arcface"])
+    assert seen == [(50, ("val",)), (0, ("val",)), (50, ("val",))]
+    rows = json.loads((tmp_path / "objectives-val.json").read_text())["rows"]
+    assert [r["sets"] for r in rows] == [[], ["train.margin_loss.warmup_steps=50"]]
+    assert not (tmp_path / "objectives.json").exists()
+    with pytest.raises(SystemExit, match="warmup_step"):
+        bo.candidate(False, ("train.margin_loss.warmup_step=50",), ["arcface"])

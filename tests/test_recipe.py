@@ -52,3 +52,16 @@ def test_file_errors(tmp_path):
     notmap.write_text("- 1\n- 2\n")
     with pytest.raises(InvalidInput, match="mapping"):
         load_recipe(notmap)
+
+
+@pytest.mark.parametrize("sets,key", [
+    (("train.loss=sphereface", "train.margin_loss.warmup_steps=100"), "train.margin_loss.warmup_steps"),
+    (("train.margin_loss.warmup_steps=100",), "train.margin_loss.warmup_steps"),  # the triplet loss has no margin ramp
+    (("train.loss=arcface", "train.margin_loss.warmup_steps=-1"), "train.margin_loss.warmup_steps"),
+    (("train.loss=arcface", "train.margin_loss.classifier_lr_mult=0"), "train.margin_loss.classifier_lr_mult"),
+])
+def test_margin_warmup_and_classifier_lr_are_validated(sets, key):
+    from harmony.recipe import with_sets
+
+    with pytest.raises(InvalidInput, match=key.replace(".", r"\.")):
+        with_sets(load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "base-tiny.yaml"), sets)

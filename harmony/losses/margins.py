@@ -43,6 +43,13 @@ class MarginParams:
     lambda_gamma: float = 0.12
     lambda_power: float = 1.0
     lambda_min: float = 5.0
+    warmup_steps: int = 0  # CosFace/ArcFace: the margin ramps linearly from 0 over these steps
+
+    def margin_at(self, step: int) -> float:
+        """The margin in force at an optimiser step (SphereFace's is fixed: its lambda anneals)."""
+        if self.loss == "sphereface" or self.warmup_steps <= 0:
+            return self.margin
+        return self.margin * min(1.0, step / self.warmup_steps)
 
 
 def sphereface_lambda(step: int, p: MarginParams) -> float:
@@ -74,14 +81,15 @@ def sphereface_psi(c: torch.Tensor, m: int) -> torch.Tensor:
 def target_logit(c: torch.Tensor, p: MarginParams, step: int = 0) -> torch.Tensor:
     """The true class's margined cosine (before the scale) from its cos theta_y."""
     if p.loss == "cosface":
-        return c - p.margin
+        return c - p.margin_at(step)
     if p.loss == "arcface":
-        cos_m, sin_m = math.cos(p.margin), math.sin(p.margin)
+        m = p.margin_at(step)
+        cos_m, sin_m = math.cos(m), math.sin(m)
         sin = torch.sqrt((1.0 - c * c).clamp_min(1e-12))
         phi = c * cos_m - sin * sin_m  # cos(theta + m)
         if p.easy_margin:
             return torch.where(c > 0, phi, c)
-        return torch.where(c > math.cos(math.pi - p.margin), phi, c - math.sin(math.pi - p.margin) * p.margin)
+        return torch.where(c > math.cos(math.pi - m), phi, c - math.sin(math.pi - m) * m)
     if p.loss == "sphereface":
         lam = sphereface_lambda(step, p)
         return (lam * c + sphereface_psi(c, int(p.margin))) / (1.0 + lam)

@@ -50,7 +50,8 @@ def margin_params(t: TrainSpec) -> MarginParams:
     s, m = DEFAULTS[t.loss]
     ml = t.margin_loss
     return MarginParams(t.loss, ml.scale if ml.scale is not None else s, ml.margin if ml.margin is not None else m,
-                        ml.easy_margin, ml.lambda_base, ml.lambda_gamma, ml.lambda_power, ml.lambda_min)
+                        ml.easy_margin, ml.lambda_base, ml.lambda_gamma, ml.lambda_power, ml.lambda_min,
+                        ml.warmup_steps)
 
 
 def make_classifier(t: TrainSpec, train_labels, dim: int, seed: int,

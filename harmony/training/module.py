@@ -150,10 +150,11 @@ class EmbeddingModule(L.LightningModule):
         self.history = list(saved["history"])
 
     def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.classifier is not None:
-            params += list(self.classifier.parameters())
         t = self.spec
+        params: list[dict] = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        if self.classifier is not None:
+            params.append({"params": list(self.classifier.parameters()),
+                           "lr": self.lr * t.margin_loss.classifier_lr_mult})
         opt = make_optimizer(params, t.optimizer, self.lr, t.weight_decay, t.momentum)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(t.schedule, self.total_steps, t.warmup_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

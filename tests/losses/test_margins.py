@@ -110,3 +110,22 @@ def test_classifier_size_and_refuses_labels_outside_its_rows():
         clf(F.normalize(torch.randn(2, 128), dim=1), torch.tensor([0, 2000]))
     init = F.normalize(torch.randn(2000, 128), dim=1)
     assert torch.equal(MarginClassifier(2000, 128, clf.params, init=init).weight.detach(), init)
+
+
+@pytest.mark.parametrize("loss", ["cosface", "arcface"])
+def test_margin_warmup_ramps_the_margin_from_zero(loss):
+    """warmup_steps: no margin at step 0 (the plain scaled cosine), half of it half-way, all of it after."""
+    p = MarginParams(loss, S, 0.4, warmup_steps=100)
+    x, theta = at_angle(math.pi / 3), math.pi / 3
+    at = lambda step: float(margin_logits(x, W, Y0, p, step)[0, 0])  # noqa: E731
+    plain = MarginParams(loss, S, 0.0)
+    assert at(0) == pytest.approx(float(margin_logits(x, W, Y0, plain)[0, 0]), abs=1e-6)
+    assert at(0) == pytest.approx(S * math.cos(theta), abs=1e-6)
+    assert at(50) == pytest.approx(float(margin_logits(x, W, Y0, MarginParams(loss, S, 0.2))[0, 0]), abs=1e-6)
+    full = float(margin_logits(x, W, Y0, MarginParams(loss, S, 0.4))[0, 0])
+    assert at(100) == pytest.approx(full, abs=1e-6) and at(5000) == pytest.approx(full, abs=1e-6)
+    assert p.margin_at(25) == pytest.approx(0.1)
+
+
+def test_sphereface_margin_is_never_ramped():
+    assert MarginParams("sphereface", S, 4.0, warmup_steps=100).margin_at(0) == 4.0

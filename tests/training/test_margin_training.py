@@ -190,3 +190,22 @@ def test_arcface_step_over_two_gloo_processes_equals_one_process(tmp_path):
         assert "classifier.weight" in ref["state"]
         for k, v in ref["state"].items():
             torch.testing.assert_close(got["state"][k], v, rtol=1e-4, atol=1e-5, msg=f"{k} differs (rank {rank})")
+
+
+def test_classifier_trains_at_its_own_learning_rate_multiple():
+    """margin_loss.classifier_lr_mult: the classifier's optimiser group runs at train.lr x mult
+    (and the schedule scales both groups alike); the embedder's group stays at train.lr."""
+    from dataclasses import replace
+
+    from harmony.losses.margins import MarginClassifier, MarginParams
+    from harmony.models.embedder import Embedder, EmbedderSpec
+    from harmony.recipe import MarginLossSpec, TrainSpec
+    from harmony.training.base import margin_objective
+    from harmony.training.module import EmbeddingModule
+
+    t = replace(TrainSpec(), loss="arcface", lr=1e-3, margin_loss=MarginLossSpec(classifier_lr_mult=10.0))
+    model = Embedder(EmbedderSpec(dim=8, image_size=32, backbone_args={"widths": [4, 4, 4, 4]}))
+    clf = MarginClassifier(5, 8, MarginParams("arcface", 30.0, 0.5))
+    opt = EmbeddingModule(model, t, margin_objective, total_steps=10, classifier=clf).configure_optimizers()["optimizer"]
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(1e-3), pytest.approx(1e-2)]
+    assert opt.param_groups[1]["params"][0] is clf.weight
